@@ -1,0 +1,143 @@
+// Package accountdb stores accounts in SQLite.
+package accountdb
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shopfn/shopfn/functions/user/internal/account"
+	commonv1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
+	"github.com/shopfn/shopfn/shared/auth"
+	"github.com/shopfn/shopfn/shared/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations are the schema's migrations, for store.OpenSQLite.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory always exists
+	}
+	return sub
+}
+
+// Open opens (creating and migrating) the database at path.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := store.OpenSQLite(ctx, path, Migrations())
+	if err != nil {
+		return nil, err
+	}
+	return New(db), nil
+}
+
+// Store is account.Store on SQLite.
+type Store struct {
+	db *sql.DB
+}
+
+var _ account.Store = (*Store)(nil)
+
+// New returns a store on an opened, migrated database.
+func New(db *sql.DB) *Store { return &Store{db: db} }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+const columns = `id, email, display_name, role, password_hash, default_address, create_time, update_time`
+
+// Create implements account.Store.
+func (s *Store) Create(ctx context.Context, a account.Account) error {
+	addr, err := marshalAddress(a.DefaultAddress)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO users (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Email, a.DisplayName, string(a.Role), a.PasswordHash, addr, a.Created.UnixMicro(), a.Updated.UnixMicro())
+	if store.IsUniqueViolation(err) {
+		return account.ErrEmailTaken.Wrap(err)
+	}
+	if err != nil {
+		return fmt.Errorf("insert user: %w", err)
+	}
+	return nil
+}
+
+// ByID implements account.Store.
+func (s *Store) ByID(ctx context.Context, id string) (account.Account, error) {
+	return scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE id = ?`, id))
+}
+
+// ByEmail implements account.Store.
+func (s *Store) ByEmail(ctx context.Context, email string) (account.Account, error) {
+	return scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE email = ?`, email))
+}
+
+// Update implements account.Store.
+func (s *Store) Update(ctx context.Context, id string, fn func(*account.Account) error) (account.Account, error) {
+	var a account.Account
+	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var err error
+		if a, err = scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE id = ?`, id)); err != nil {
+			return err
+		}
+		if err := fn(&a); err != nil {
+			return err
+		}
+		addr, err := marshalAddress(a.DefaultAddress)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE users SET display_name = ?, role = ?, password_hash = ?, default_address = ?, update_time = ? WHERE id = ?`,
+			a.DisplayName, string(a.Role), a.PasswordHash, addr, a.Updated.UnixMicro(), id)
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		return nil
+	})
+	return a, err
+}
+
+func scan(row *sql.Row) (account.Account, error) {
+	var (
+		a                account.Account
+		role             string
+		addr             []byte
+		created, updated int64
+	)
+	err := row.Scan(&a.ID, &a.Email, &a.DisplayName, &role, &a.PasswordHash, &addr, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return account.Account{}, account.ErrNotFound
+	}
+	if err != nil {
+		return account.Account{}, fmt.Errorf("read user: %w", err)
+	}
+	a.Role = auth.Role(role)
+	a.Created, a.Updated = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	if addr != nil {
+		a.DefaultAddress = &commonv1.Address{}
+		if err := proto.Unmarshal(addr, a.DefaultAddress); err != nil {
+			return account.Account{}, fmt.Errorf("decode address of %s: %w", a.ID, err)
+		}
+	}
+	return a, nil
+}
+
+func marshalAddress(a *commonv1.Address) ([]byte, error) {
+	if a == nil {
+		return nil, nil
+	}
+	b, err := proto.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("encode address: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,100 @@
+// Package user is the user deployable: accounts, credentials and the access
+// tokens every other service verifies.
+//
+// The same code runs as its own container (functions/user/cmd), in-process
+// under `shopfn dev`, and in tests: Run takes a listener and stops when its
+// context ends.
+package user
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/shopfn/shopfn/functions/user/internal/account"
+	"github.com/shopfn/shopfn/functions/user/internal/accountdb"
+	"github.com/shopfn/shopfn/functions/user/internal/userapi"
+	userv1 "github.com/shopfn/shopfn/proto/shopfn/user/v1"
+	"github.com/shopfn/shopfn/shared/auth"
+	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/serve"
+	"github.com/shopfn/shopfn/shared/telemetry"
+)
+
+// Name is the deployable's name.
+const Name = "user"
+
+// Config is the user deployable's configuration, read from the environment.
+type Config struct {
+	serve.Platform
+	account.LoginLimits
+
+	// Database is the SQLite file; empty means user.db in DataDir.
+	Database string `envconfig:"SHOPFN_USER_DB"`
+	// AdminEmails are emails that become admins when they register. Keep it
+	// empty in public deployments until the admins have registered.
+	AdminEmails []string `envconfig:"SHOPFN_ADMIN_EMAILS"`
+}
+
+// Policy is who may call which method.
+func Policy() auth.Policy {
+	return auth.Policy{
+		userv1.UserService_Register_FullMethodName:      auth.Public,
+		userv1.UserService_Login_FullMethodName:         auth.Public,
+		userv1.UserService_GetUser_FullMethodName:       auth.Customer,
+		userv1.UserService_UpdateProfile_FullMethodName: auth.Customer,
+	}
+}
+
+// Main runs the deployable as a container: configuration from the
+// environment, logs on stdout, the listener on $PORT.
+func Main(ctx context.Context) error {
+	var cfg Config
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	return serve.Main(ctx, Name, cfg.Platform, cfg, func(ctx context.Context, log *slog.Logger, lis net.Listener) error {
+		return Run(ctx, cfg, log, lis)
+	})
+}
+
+// Run serves the user service on lis until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
+	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+
+	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	signer := keys.NewSigner(cfg.Auth)
+	if signer == nil {
+		return fmt.Errorf("%s issues tokens: set SHOPFN_JWT_SIGNING_KEY", Name)
+	}
+	path := cfg.Database
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "user.db")
+	}
+	db, err := accountdb.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	svc := account.NewService(db, signer, cfg.AdminEmails, cfg.LoginLimits)
+	srv := serve.New(cfg.Platform.Config, serve.Options{
+		Name:      Name,
+		Logger:    log,
+		Telemetry: tel,
+		Policy:    Policy(),
+		Verifier:  keys.NewVerifier(cfg.Auth),
+		Auth:      cfg.Auth,
+	})
+	userv1.RegisterUserServiceServer(srv, userapi.New(svc, cfg.TrustedProxyHops))
+	return srv.Serve(ctx, lis)
+}

@@ -1,0 +1,162 @@
+package auth
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	errorsv1 "github.com/shopfn/shopfn/proto/shopfn/errors/v1"
+	"github.com/shopfn/shopfn/shared/apperr"
+)
+
+// Access is who may call a method.
+type Access uint8
+
+// The access levels. The zero value denies: a method missing from a Policy
+// cannot be called by anyone.
+const (
+	Deny Access = iota
+	// Public methods need no credentials (a valid token is still read, so
+	// the handler knows an admin when it sees one).
+	Public
+	// Customer methods need a signed-in user (customer or admin) or a
+	// service; handlers restrict customers to their own data.
+	Customer
+	// Admin methods need an admin.
+	Admin
+	// Internal methods are for other shopfn deployables only.
+	Internal
+)
+
+var accessNames = [...]string{Deny: "deny", Public: "public", Customer: "customer", Admin: "admin", Internal: "internal"}
+
+func (a Access) String() string {
+	if int(a) < len(accessNames) {
+		return accessNames[a]
+	}
+	return "access(" + strconv.Itoa(int(a)) + ")"
+}
+
+// Policy maps full method names (the generated *_FullMethodName constants)
+// to their access level.
+type Policy map[string]Access
+
+// Missing returns the methods of the services registered on srv that have
+// no entry in p, sorted. A deployable refuses to start while any is
+// missing.
+func (p Policy) Missing(srv interface {
+	GetServiceInfo() map[string]grpc.ServiceInfo
+}) []string {
+	var missing []string
+	for name, info := range srv.GetServiceInfo() {
+		for _, m := range info.Methods {
+			full := "/" + name + "/" + m.Name
+			if p[full] == Deny {
+				missing = append(missing, full)
+			}
+		}
+	}
+	slices.Sort(missing)
+	return missing
+}
+
+// Errors of the access check.
+var (
+	ErrMethodNotAllowed = apperr.New(apperr.PermissionDenied, errorsv1.ErrorReason_METHOD_NOT_ALLOWED, "method not allowed")
+	ErrPermissionDenied = apperr.New(apperr.PermissionDenied, errorsv1.ErrorReason_PERMISSION_DENIED, "permission denied")
+	ErrRateLimited      = apperr.New(apperr.Exhausted, errorsv1.ErrorReason_RATE_LIMITED, "too many requests")
+)
+
+// Authenticator runs a service's access policy on every call: it reads the
+// bearer token, checks the method's access level, applies the per-caller
+// rate limit, and puts the principal in the context.
+type Authenticator struct {
+	policy   Policy
+	verifier *Verifier
+	limiter  *Limiter
+	hops     int
+}
+
+// NewAuthenticator returns an authenticator for policy. The rate limit and
+// proxy settings come from cfg.
+func NewAuthenticator(policy Policy, verifier *Verifier, cfg Config) *Authenticator {
+	a := &Authenticator{policy: policy, verifier: verifier, hops: cfg.TrustedProxyHops}
+	if cfg.RateLimit > 0 {
+		a.limiter = NewLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
+	return a
+}
+
+// Policy returns the policy the authenticator enforces.
+func (a *Authenticator) Policy() Policy { return a.policy }
+
+// Authorize decides whether the call to fullMethod may proceed and returns
+// the context the handler runs with.
+func (a *Authenticator) Authorize(ctx context.Context, fullMethod string) (context.Context, error) {
+	access := a.policy[fullMethod]
+	if access == Deny {
+		return ctx, ErrMethodNotAllowed.With("method", fullMethod)
+	}
+	token := bearer(ctx)
+	var (
+		p   Principal
+		err error
+	)
+	if token != "" || access != Public {
+		p, err = a.verifier.Verify(token)
+	}
+	switch {
+	case access == Public:
+		// An unusable token on a public method is ignored: the call is
+		// anonymous, as if no token had been sent.
+		if err != nil || token == "" {
+			p = Principal{}
+		}
+	case err != nil:
+		return ctx, err
+	case access == Admin && p.Role != RoleAdmin,
+		access == Internal && p.Role != RoleService:
+		return ctx, ErrPermissionDenied
+	}
+	if a.limiter != nil && p.Role != RoleService {
+		key := "u:" + p.Subject
+		if p.Subject == "" {
+			key = "ip:" + ClientAddr(ctx, a.hops)
+		}
+		if ok, wait := a.limiter.Allow(key); !ok {
+			return ctx, ErrRateLimited.With("retry_after_ms", strconv.FormatInt(wait.Milliseconds()+1, 10))
+		}
+	}
+	if p.Subject != "" {
+		ctx = NewContext(ctx, p)
+	}
+	return ctx, nil
+}
+
+// bearer returns the token of the "authorization: Bearer <token>" header.
+func bearer(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if scheme, tok, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "bearer") {
+			return strings.TrimSpace(tok)
+		}
+	}
+	return ""
+}
+
+// WithBearer returns ctx with an outgoing "authorization: Bearer <token>"
+// header, for clients.
+func WithBearer(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// ServiceToken mints short-lived tokens for service-to-service calls from a
+// signer; callers keep one and refresh it before it expires.
+func ServiceToken(s *Signer, service string) (string, time.Time, error) {
+	return s.Issue(Principal{Subject: service, Role: RoleService})
+}

@@ -1,0 +1,4 @@
+CREATE TABLE items (
+  id TEXT PRIMARY KEY,
+  n INTEGER NOT NULL CHECK (n >= 0)
+);

@@ -1,0 +1,116 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+)
+
+// Config is the telemetry part of a deployable's configuration. The OTLP
+// exporters read their own standard variables (OTEL_EXPORTER_OTLP_*); these
+// are the rest.
+type Config struct {
+	// LogLevel is the lowest level logged: debug, info, warn or error.
+	LogLevel slog.Level `envconfig:"SHOPFN_LOG_LEVEL" default:"info"`
+	// ProjectID links log lines to Cloud Trace; Cloud Run sets it.
+	ProjectID string `envconfig:"GOOGLE_CLOUD_PROJECT"`
+	// Version names the running revision; Cloud Run and Knative set K_REVISION.
+	Version string `envconfig:"K_REVISION" default:"dev"`
+
+	// The standard OpenTelemetry variables that decide what is exported; the
+	// exporters read the rest (headers, TLS, timeouts) themselves.
+	Disabled        bool   `envconfig:"OTEL_SDK_DISABLED"`
+	Protocol        string `envconfig:"OTEL_EXPORTER_OTLP_PROTOCOL"`
+	Endpoint        string `envconfig:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	TracesEndpoint  string `envconfig:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	MetricsEndpoint string `envconfig:"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"`
+}
+
+// Providers are a deployable's tracer and meter providers and the
+// propagator that carries trace context across calls and messages.
+type Providers struct {
+	Tracer     trace.TracerProvider
+	Meter      metric.MeterProvider
+	Propagator propagation.TextMapPropagator
+	// Exporting says which signals leave the process ("traces", "metrics").
+	Exporting []string
+
+	shutdown []func(context.Context) error
+}
+
+// Setup creates the providers of the named service. Traces go to an OTLP
+// (gRPC) collector when OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, metrics when the endpoint or
+// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is; OTEL_SDK_DISABLED=true turns
+// everything off. With no exporter, spans are never recorded but their
+// contexts still propagate (trace ids in logs and downstream calls), and
+// metrics are not computed at all: there is nobody to read them. Setup does
+// no network I/O; exporters connect on first export.
+func Setup(ctx context.Context, service string, cfg Config) (*Providers, error) {
+	p := &Providers{
+		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		Meter:      metricnoop.NewMeterProvider(),
+	}
+	if cfg.Disabled {
+		p.Tracer = tracenoop.NewTracerProvider()
+		return p, nil
+	}
+	if cfg.Protocol != "" && cfg.Protocol != "grpc" {
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: only grpc is built in", cfg.Protocol)
+	}
+	res := resource.NewSchemaless(
+		semconv.ServiceName(service),
+		semconv.ServiceVersion(cfg.Version),
+	)
+
+	if cfg.Endpoint != "" || cfg.TracesEndpoint != "" {
+		exp, err := otlptracegrpc.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("otlp trace exporter: %w", err)
+		}
+		// The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based,
+		// always on).
+		tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp))
+		p.Tracer = tp
+		p.shutdown = append(p.shutdown, tp.Shutdown)
+		p.Exporting = append(p.Exporting, "traces")
+	} else {
+		// Span contexts without recording: ids for correlation, no cost of
+		// building spans nobody exports.
+		p.Tracer = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSampler(sdktrace.NeverSample()))
+	}
+
+	if cfg.Endpoint != "" || cfg.MetricsEndpoint != "" {
+		exp, err := otlpmetricgrpc.New(ctx)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("otlp metric exporter: %w", err), p.Shutdown(ctx))
+		}
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+		p.Meter = mp
+		p.shutdown = append(p.shutdown, mp.Shutdown)
+		p.Exporting = append(p.Exporting, "metrics")
+	}
+	return p, nil
+}
+
+// Shutdown flushes and stops the exporters.
+func (p *Providers) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, f := range p.shutdown {
+		errs = append(errs, f(ctx))
+	}
+	return errors.Join(errs...)
+}
