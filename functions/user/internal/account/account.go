@@ -108,7 +108,7 @@ func (s *Service) Register(ctx context.Context, email, password, displayName str
 	if err != nil {
 		return Account{}, err
 	}
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Microsecond) // what the store keeps
 	a := Account{
 		ID:           store.NewID("usr"),
 		Email:        NormalizeEmail(email),
@@ -186,7 +186,7 @@ func (s *Service) UpdateProfile(ctx context.Context, caller auth.Principal, id s
 	if !mayAccess(caller, id) {
 		return Account{}, ErrNotFound
 	}
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Microsecond) // what the store keeps
 	return s.store.Update(ctx, id, func(a *Account) error {
 		if p.DisplayName != nil {
 			a.DisplayName = strings.TrimSpace(*p.DisplayName)
