@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -148,20 +149,20 @@ func TestLoadKeys(t *testing.T) {
 		t.Fatalf("dev key file: %v, mode %v; want 0600", err, info)
 	}
 	k2, err := LoadKeys(Config{DevKey: true}, dir)
-	if err != nil || !k1.Signing.Equal(k2.Signing) {
+	if err != nil || !k1.Private().Equal(k2.Private()) {
 		t.Errorf("second LoadKeys returned another key (%v)", err)
 	}
 	if _, err := LoadKeys(Config{}, t.TempDir()); err == nil {
 		t.Error("LoadKeys with no key and no dev key = nil error, want one")
 	}
-	seed := base64.StdEncoding.EncodeToString(k1.Signing.Seed())
+	seed := base64.StdEncoding.EncodeToString(k1.Private().Seed())
 	k3, err := LoadKeys(Config{SigningKey: seed}, t.TempDir())
-	if err != nil || !k3.Signing.Equal(k1.Signing) {
+	if err != nil || !k3.Private().Equal(k1.Private()) {
 		t.Errorf("LoadKeys(seed) = %v, want the same key", err)
 	}
 	pub := base64.StdEncoding.EncodeToString(k1.Public[0])
 	k4, err := LoadKeys(Config{PublicKeys: []string{pub}}, t.TempDir())
-	if err != nil || k4.Signing != nil || len(k4.Public) != 1 {
+	if err != nil || k4.Private() != nil || len(k4.Public) != 1 {
 		t.Errorf("LoadKeys(public only) = %+v, %v; want one public key, no signer", k4, err)
 	}
 	if _, err := LoadKeys(Config{PublicKeys: []string{"abc"}}, t.TempDir()); err == nil {
@@ -185,7 +186,7 @@ func TestDevKeyConcurrentFirstUse(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			keys[i] = k.Signing
+			keys[i] = k.Private()
 		}()
 	}
 	wg.Wait()
@@ -286,5 +287,44 @@ func TestClientAddr(t *testing.T) {
 	}
 	if got := ClientAddr(ctx, 0); got != "unknown" {
 		t.Errorf("ClientAddr(0 hops, no peer) = %q, want unknown", got)
+	}
+}
+
+func TestWarmVectorIsValid(t *testing.T) {
+	pub, _ := hex.DecodeString(rfc8032Test1[0])
+	sig, _ := hex.DecodeString(rfc8032Test1[1])
+	if !ed25519.Verify(pub, nil, sig) {
+		t.Fatal("the warm-up vector does not verify: Warm would not build the tables")
+	}
+}
+
+func TestMismatchedKeyPairIsCaught(t *testing.T) {
+	a, b := newKey(t), newKey(t)
+	seed := base64.StdEncoding.EncodeToString(append(append([]byte{}, a.Seed()...), b.Public().(ed25519.PublicKey)...))
+	k, err := LoadKeys(Config{SigningKey: seed, TokenTTL: time.Hour}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := k.NewSigner(Config{TokenTTL: time.Hour}).Issue(Principal{Subject: "u", Role: RoleCustomer}); err == nil {
+		t.Error("Issue with a seed and someone else's public key = nil error, want one")
+	}
+}
+
+func TestGeneratedKeyLoads(t *testing.T) {
+	signing, public, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := LoadKeys(Config{SigningKey: signing, PublicKeys: []string{public}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := k.NewSigner(Config{Issuer: "i", Audience: "a", TokenTTL: time.Hour})
+	tok, _, err := s.Issue(Principal{Subject: "u", Role: RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.NewVerifier(Config{Issuer: "i", Audience: "a"}).Verify(tok); err != nil {
+		t.Errorf("Verify(token of a generated key) = %v", err)
 	}
 }
