@@ -188,6 +188,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.mu.Unlock()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 
+	// The first token check would otherwise pay for building Ed25519's
+	// tables; build them now, in parallel with the first connection.
+	go auth.Warm()
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 	select {
