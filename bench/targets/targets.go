@@ -17,6 +17,8 @@ import (
 func All() []benchkit.Target {
 	return []benchkit.Target{
 		Bare(),
+		User(),
+		UserLogin(),
 	}
 }
 

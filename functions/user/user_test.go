@@ -71,7 +71,7 @@ func (e *env) signer(t *testing.T, ttl time.Duration) *auth.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return auth.NewSigner(keys.Signing, e.cfg.Issuer, e.cfg.Audience, ttl)
+	return auth.NewSigner(keys.Private(), e.cfg.Issuer, e.cfg.Audience, ttl)
 }
 
 func (e *env) register(t *testing.T, email, name string) *userv1.User {
@@ -248,7 +248,7 @@ func TestBadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongIssuer, _, _ := auth.NewSigner(keys.Signing, "evil", e.cfg.Audience, time.Hour).Issue(auth.Principal{Subject: ann.GetId(), Role: auth.RoleAdmin})
+	wrongIssuer, _, _ := auth.NewSigner(keys.Private(), "evil", e.cfg.Audience, time.Hour).Issue(auth.Principal{Subject: ann.GetId(), Role: auth.RoleAdmin})
 	tests := []struct {
 		name   string
 		ctx    context.Context
