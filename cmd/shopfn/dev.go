@@ -96,7 +96,7 @@ directory. Ctrl-C stops everything cleanly.`,
 			if err != nil {
 				return err
 			}
-			return runDev(cmd.Context(), cmd.OutOrStdout(), log, host, devOptions{dataDir: dataDir, adminEmails: admins})
+			return runDev(cmd.Context(), cmd.OutOrStdout(), log, host, devOptions{dataDir: dataDir, adminEmails: admins}, nil)
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".data", "where databases, buckets and the dev key live")
@@ -146,19 +146,24 @@ func resetDataDir(dir string) error {
 }
 
 // runDev starts every deployable, prints the endpoints, and waits for ctx
-// to end or a deployable to fail; then it stops them all.
-func runDev(ctx context.Context, out io.Writer, log *slog.Logger, host string, o devOptions) error {
+// to end or a deployable to fail; then it stops them all. ports, when not
+// nil, replaces the default ports (0 picks a free one).
+func runDev(ctx context.Context, out io.Writer, log *slog.Logger, host string, o devOptions, ports []int) error {
 	ds := deployables()
 	listeners := make([]net.Listener, len(ds))
-	for i, d := range ds {
-		lis, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(d.port)))
+	for i := range ds {
+		if ports != nil {
+			ds[i].port = ports[i]
+		}
+		lis, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(ds[i].port)))
 		if err != nil {
 			for _, l := range listeners[:i] {
 				l.Close()
 			}
-			return fmt.Errorf("%s: %w (is another shopfn dev running?)", d.name, err)
+			return fmt.Errorf("%s: %w (is another shopfn dev running?)", ds[i].name, err)
 		}
 		listeners[i] = lis
+		ds[i].port = lis.Addr().(*net.TCPAddr).Port
 	}
 
 	ctx, stop := context.WithCancel(ctx)
