@@ -80,10 +80,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	if path == "" {
 		path = filepath.Join(cfg.DataDir, "user.db")
 	}
-	db, err := accountdb.Open(ctx, path)
-	if err != nil {
-		return err
-	}
+	// The database opens while the server starts; calls wait for it.
+	db := accountdb.Open(ctx, path)
 	defer db.Close()
 
 	svc := account.NewService(db, signer, cfg.AdminEmails, cfg.LoginLimits)
@@ -96,5 +94,5 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 		Auth:      cfg.Auth,
 	})
 	userv1.RegisterUserServiceServer(srv, userapi.New(svc, cfg.TrustedProxyHops))
-	return srv.Serve(ctx, lis)
+	return srv.Serve(ctx, lis, db)
 }

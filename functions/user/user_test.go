@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -326,4 +327,31 @@ func TestDataSurvivesRestart(t *testing.T) {
 	e.register(t, "ann@example.com", "Ann")
 	e2 := start(t, func(c *user.Config) { c.DataDir = dir })
 	e2.login(t, "ann@example.com")
+}
+
+func TestStopsWhenTheStoreCannotOpen(t *testing.T) {
+	var cfg user.Config
+	if err := config.Load(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	blocker := filepath.Join(cfg.DataDir, "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = filepath.Join(blocker, "user.db") // a directory that is a file
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- user.Run(context.Background(), cfg, slog.New(slog.DiscardHandler), lis) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run with an unopenable database = nil, want an error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run kept serving without its database")
+	}
 }

@@ -174,10 +174,46 @@ func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	s.mu.Unlock()
 }
 
+// Dependency is something a deployable opens in the background while it
+// starts serving, typically its store (see store.Opening): Done is closed
+// once it is ready or has failed, and Err says why it failed.
+type Dependency interface {
+	Done() <-chan struct{}
+	Err() error
+}
+
 // Serve answers calls on lis until ctx ends, then drains: health turns
 // NOT_SERVING, no new calls are accepted, open calls get ShutdownGrace to
-// finish, and whatever is still open then (a long stream) is closed.
-func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+// finish, and whatever is still open then (a long stream) is closed. If a
+// dependency fails to open, the server drains the same way at once and
+// Serve returns that error: an instance without its store must not look
+// healthy.
+func (s *Server) Serve(ctx context.Context, lis net.Listener, deps ...Dependency) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	depErr := make(chan error, len(deps))
+	for _, d := range deps {
+		go func() {
+			select {
+			case <-d.Done():
+				if err := d.Err(); err != nil {
+					depErr <- err
+					cancel()
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
+	err := s.serve(ctx, lis)
+	select {
+	case e := <-depErr:
+		return fmt.Errorf("%s: %w", s.name, e)
+	default:
+		return err
+	}
+}
+
+func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 	if missing := s.authn.Policy().Missing(s.grpc); len(missing) > 0 {
 		return fmt.Errorf("%s: no access policy for %s", s.name, strings.Join(missing, ", "))
 	}

@@ -143,3 +143,30 @@ func TestInTxRollsBack(t *testing.T) {
 		t.Errorf("rows after rollback = %d, want 0", n)
 	}
 }
+
+func TestOpenInBackground(t *testing.T) {
+	o := store.OpenSQLiteInBackground(context.Background(), filepath.Join(t.TempDir(), "s.db"), migrations)
+	defer o.Close()
+	db, err := o.DB(context.Background())
+	if err != nil {
+		t.Fatalf("DB() = %v", err)
+	}
+	if _, err := db.Exec("INSERT INTO items VALUES ('a', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	<-o.Done()
+	if o.Err() != nil {
+		t.Errorf("Err() = %v", o.Err())
+	}
+
+	bad := store.OpenSQLiteInBackground(context.Background(), filepath.Join(t.TempDir(), "b.db"), fstest.MapFS{"x.sql": {Data: []byte("SELECT 1;")}})
+	if _, err := bad.DB(context.Background()); err == nil {
+		t.Error("DB() of a failed open = nil error")
+	}
+	if bad.Err() == nil {
+		t.Error("Err() of a failed open = nil")
+	}
+	if err := bad.Close(); err != nil {
+		t.Errorf("Close() of a failed open = %v", err)
+	}
+}

@@ -30,27 +30,28 @@ func Migrations() fs.FS {
 	return sub
 }
 
-// Open opens (creating and migrating) the database at path.
-func Open(ctx context.Context, path string) (*Store, error) {
-	db, err := store.OpenSQLite(ctx, path, Migrations())
-	if err != nil {
-		return nil, err
-	}
-	return New(db), nil
+// Open starts opening (creating and migrating) the database at path in the
+// background and returns the store at once; its calls wait for the
+// database. Done and Err report when it is ready, or why it failed.
+func Open(ctx context.Context, path string) *Store {
+	return &Store{open: store.OpenSQLiteInBackground(ctx, path, Migrations())}
 }
 
 // Store is account.Store on SQLite.
 type Store struct {
-	db *sql.DB
+	open *store.Opening
 }
 
 var _ account.Store = (*Store)(nil)
 
-// New returns a store on an opened, migrated database.
-func New(db *sql.DB) *Store { return &Store{db: db} }
+// Done is closed when the database is open or failed to open (see Err).
+func (s *Store) Done() <-chan struct{} { return s.open.Done() }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Err returns why the database failed to open, once Done is closed.
+func (s *Store) Err() error { return s.open.Err() }
+
+// Close closes the database (waiting for it to open first).
+func (s *Store) Close() error { return s.open.Close() }
 
 const columns = `id, email, display_name, role, password_hash, default_address, create_time, update_time`
 
@@ -60,7 +61,11 @@ func (s *Store) Create(ctx context.Context, a account.Account) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO users (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	db, err := s.open.DB(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `INSERT INTO users (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.Email, a.DisplayName, string(a.Role), a.PasswordHash, addr, a.Created.UnixMicro(), a.Updated.UnixMicro())
 	if store.IsUniqueViolation(err) {
 		return account.ErrEmailTaken.Wrap(err)
@@ -73,18 +78,30 @@ func (s *Store) Create(ctx context.Context, a account.Account) error {
 
 // ByID implements account.Store.
 func (s *Store) ByID(ctx context.Context, id string) (account.Account, error) {
-	return scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE id = ?`, id))
+	db, err := s.open.DB(ctx)
+	if err != nil {
+		return account.Account{}, err
+	}
+	return scan(db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE id = ?`, id))
 }
 
 // ByEmail implements account.Store.
 func (s *Store) ByEmail(ctx context.Context, email string) (account.Account, error) {
-	return scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE email = ?`, email))
+	db, err := s.open.DB(ctx)
+	if err != nil {
+		return account.Account{}, err
+	}
+	return scan(db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE email = ?`, email))
 }
 
 // Update implements account.Store.
 func (s *Store) Update(ctx context.Context, id string, fn func(*account.Account) error) (account.Account, error) {
+	db, err := s.open.DB(ctx)
+	if err != nil {
+		return account.Account{}, err
+	}
 	var a account.Account
-	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	err = store.InTx(ctx, db, func(tx *sql.Tx) error {
 		var err error
 		if a, err = scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE id = ?`, id)); err != nil {
 			return err
