@@ -32,7 +32,7 @@ type env struct {
 }
 
 // start runs the user service on a loopback port with a fresh data dir.
-func start(t *testing.T, mutate func(*user.Config)) *env {
+func start(t testing.TB, mutate func(*user.Config)) *env {
 	t.Helper()
 	var cfg user.Config
 	if err := config.Load(&cfg); err != nil {
@@ -75,7 +75,7 @@ func (e *env) signer(t *testing.T, ttl time.Duration) *auth.Signer {
 	return auth.NewSigner(keys.Private(), e.cfg.Issuer, e.cfg.Audience, ttl)
 }
 
-func (e *env) register(t *testing.T, email, name string) *userv1.User {
+func (e *env) register(t testing.TB, email, name string) *userv1.User {
 	t.Helper()
 	got, err := e.client.Register(context.Background(), &userv1.RegisterRequest{Email: email, Password: "correct horse battery", DisplayName: name})
 	if err != nil {
@@ -84,7 +84,7 @@ func (e *env) register(t *testing.T, email, name string) *userv1.User {
 	return got.GetUser()
 }
 
-func (e *env) login(t *testing.T, email string) context.Context {
+func (e *env) login(t testing.TB, email string) context.Context {
 	t.Helper()
 	got, err := e.client.Login(context.Background(), &userv1.LoginRequest{Email: email, Password: "correct horse battery"})
 	if err != nil {

@@ -91,9 +91,8 @@ func (l *Limiter) evictIdle(now time.Time) {
 // the connection's peer.
 func ClientAddr(ctx context.Context, hops int) string {
 	if hops > 0 {
-		md, _ := metadata.FromIncomingContext(ctx)
 		var addrs []string
-		for _, v := range md.Get("x-forwarded-for") {
+		for _, v := range metadata.ValueFromIncomingContext(ctx, "x-forwarded-for") {
 			for _, a := range strings.Split(v, ",") {
 				if a = strings.TrimSpace(a); a != "" {
 					addrs = append(addrs, a)

@@ -140,8 +140,7 @@ func (a *Authenticator) Authorize(ctx context.Context, fullMethod string) (conte
 
 // bearer returns the token of the "authorization: Bearer <token>" header.
 func bearer(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
+	for _, v := range metadata.ValueFromIncomingContext(ctx, "authorization") {
 		if scheme, tok, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "bearer") {
 			return strings.TrimSpace(tok)
 		}

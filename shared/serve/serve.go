@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +80,11 @@ var (
 	keepaliveEnforcement = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
 	keepaliveParams      = keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}
 )
+
+// streamWorkersPerCPU sizes the pool of handler goroutines. Handlers are
+// short and CPU-bound, so few run at once even with many calls in flight;
+// 8 per CPU covers bursts, and each idle worker costs only its stack.
+const streamWorkersPerCPU = 8
 
 // platformPolicy is the access to the methods serve registers itself.
 func platformPolicy() auth.Policy {
@@ -151,6 +157,11 @@ func New(cfg Config, o Options) *Server {
 		grpc.MaxSendMsgSize(cfg.MaxSendMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepaliveEnforcement),
 		grpc.KeepaliveParams(keepaliveParams),
+		// Handlers run on reused goroutines whose stacks have already grown:
+		// a fresh goroutine per call pays for growing its stack through the
+		// store's deep calls (SQLite) on every request. When all workers are
+		// busy, grpc-go starts a goroutine as usual.
+		grpc.NumStreamWorkers(uint32(streamWorkersPerCPU*runtime.GOMAXPROCS(0))),
 	)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if cfg.Reflection {

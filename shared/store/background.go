@@ -1,48 +1,44 @@
 package store
 
-import (
-	"context"
-	"database/sql"
-	"io/fs"
-)
+import "context"
 
-// Opening is a SQLite database being opened and migrated in the background.
-// A deployable starts serving at once and its store waits for the database
-// on first use, so the open (about a millisecond on a cold process) overlaps
-// with the first client's connection set-up instead of adding to the cold
-// start.
-type Opening struct {
+// Opening is a store being opened in the background. A deployable starts
+// serving at once and its store waits on first use, so opening (about a
+// millisecond on a cold process: open, migrate, prepare) overlaps with the
+// first client's connection set-up instead of adding to the cold start.
+type Opening[T any] struct {
 	done chan struct{}
-	db   *sql.DB
+	v    T
 	err  error
 }
 
-// OpenSQLiteInBackground starts OpenSQLite in a goroutine.
-func OpenSQLiteInBackground(ctx context.Context, path string, migrations fs.FS) *Opening {
-	o := &Opening{done: make(chan struct{})}
+// InBackground runs open in a goroutine and returns at once.
+func InBackground[T any](open func() (T, error)) *Opening[T] {
+	o := &Opening[T]{done: make(chan struct{})}
 	go func() {
 		defer close(o.done)
-		o.db, o.err = OpenSQLite(ctx, path, migrations)
+		o.v, o.err = open()
 	}()
 	return o
 }
 
-// DB waits until the database is open (or ctx ends) and returns it, or the
-// error that kept it from opening.
-func (o *Opening) DB(ctx context.Context) (*sql.DB, error) {
+// Get waits until opening has finished (or ctx ends) and returns its
+// result.
+func (o *Opening[T]) Get(ctx context.Context) (T, error) {
 	select {
 	case <-o.done:
-		return o.db, o.err
+		return o.v, o.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }
 
 // Done is closed once opening has finished, well or not.
-func (o *Opening) Done() <-chan struct{} { return o.done }
+func (o *Opening[T]) Done() <-chan struct{} { return o.done }
 
 // Err returns the error of a finished open (nil before it finishes).
-func (o *Opening) Err() error {
+func (o *Opening[T]) Err() error {
 	select {
 	case <-o.done:
 		return o.err
@@ -51,11 +47,8 @@ func (o *Opening) Err() error {
 	}
 }
 
-// Close waits for the open to finish and closes the database.
-func (o *Opening) Close() error {
+// Wait waits for opening to finish and returns its result.
+func (o *Opening[T]) Wait() (T, error) {
 	<-o.done
-	if o.db == nil {
-		return nil
-	}
-	return o.db.Close()
+	return o.v, o.err
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,13 @@ func OpenSQLite(ctx context.Context, path string, migrations fs.FS) (*sql.DB, er
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// WAL readers run concurrently and writers one at a time. Keep as many
+	// connections idle as may be busy, or a loaded instance closes and
+	// reopens them (each open re-reads the schema); few enough that an idle
+	// instance stays small.
+	conns := max(2, 2*runtime.GOMAXPROCS(0))
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	if err := migrate(ctx, db, migrations); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)

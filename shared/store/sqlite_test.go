@@ -145,12 +145,13 @@ func TestInTxRollsBack(t *testing.T) {
 }
 
 func TestOpenInBackground(t *testing.T) {
-	o := store.OpenSQLiteInBackground(context.Background(), filepath.Join(t.TempDir(), "s.db"), migrations)
-	defer o.Close()
-	db, err := o.DB(context.Background())
+	path := filepath.Join(t.TempDir(), "s.db")
+	o := store.InBackground(func() (*sql.DB, error) { return store.OpenSQLite(context.Background(), path, migrations) })
+	db, err := o.Get(context.Background())
 	if err != nil {
-		t.Fatalf("DB() = %v", err)
+		t.Fatalf("Get() = %v", err)
 	}
+	defer db.Close()
 	if _, err := db.Exec("INSERT INTO items VALUES ('a', 1)"); err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +160,21 @@ func TestOpenInBackground(t *testing.T) {
 		t.Errorf("Err() = %v", o.Err())
 	}
 
-	bad := store.OpenSQLiteInBackground(context.Background(), filepath.Join(t.TempDir(), "b.db"), fstest.MapFS{"x.sql": {Data: []byte("SELECT 1;")}})
-	if _, err := bad.DB(context.Background()); err == nil {
-		t.Error("DB() of a failed open = nil error")
+	bad := store.InBackground(func() (*sql.DB, error) {
+		return store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "b.db"), fstest.MapFS{"x.sql": {Data: []byte("SELECT 1;")}})
+	})
+	if _, err := bad.Get(context.Background()); err == nil {
+		t.Error("Get() of a failed open = nil error")
 	}
 	if bad.Err() == nil {
 		t.Error("Err() of a failed open = nil")
 	}
-	if err := bad.Close(); err != nil {
-		t.Errorf("Close() of a failed open = %v", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	block := make(chan struct{})
+	defer close(block)
+	slow := store.InBackground(func() (int, error) { <-block; return 0, nil })
+	if _, err := slow.Get(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get(canceled) of an unfinished open = %v, want context.Canceled", err)
 	}
 }

@@ -30,19 +30,52 @@ func Migrations() fs.FS {
 	return sub
 }
 
-// Open starts opening (creating and migrating) the database at path in the
-// background and returns the store at once; its calls wait for the
-// database. Done and Err report when it is ready, or why it failed.
-func Open(ctx context.Context, path string) *Store {
-	return &Store{open: store.OpenSQLiteInBackground(ctx, path, Migrations())}
+const columns = `id, email, display_name, role, password_hash, default_address, create_time, update_time`
+
+// The statements, prepared once: parsing SQL costs more than running these
+// point queries.
+const (
+	sqlInsert  = `INSERT INTO users (` + columns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlByID    = `SELECT ` + columns + ` FROM users WHERE id = ?`
+	sqlByEmail = `SELECT ` + columns + ` FROM users WHERE email = ?`
+	sqlUpdate  = `UPDATE users SET display_name = ?, role = ?, password_hash = ?, default_address = ?, update_time = ? WHERE id = ?`
+)
+
+// db is the open database and its prepared statements.
+type db struct {
+	*sql.DB
+	insert, byID, byEmail, update *sql.Stmt
 }
 
 // Store is account.Store on SQLite.
 type Store struct {
-	open *store.Opening
+	open *store.Opening[*db]
 }
 
 var _ account.Store = (*Store)(nil)
+
+// Open starts opening (creating, migrating, preparing) the database at path
+// in the background and returns the store at once; its calls wait for the
+// database. Done and Err report when it is ready, or why it failed.
+func Open(ctx context.Context, path string) *Store {
+	return &Store{open: store.InBackground(func() (*db, error) {
+		sqlDB, err := store.OpenSQLite(ctx, path, Migrations())
+		if err != nil {
+			return nil, err
+		}
+		d := &db{DB: sqlDB}
+		for _, p := range []struct {
+			stmt **sql.Stmt
+			sql  string
+		}{{&d.insert, sqlInsert}, {&d.byID, sqlByID}, {&d.byEmail, sqlByEmail}, {&d.update, sqlUpdate}} {
+			if *p.stmt, err = sqlDB.PrepareContext(ctx, p.sql); err != nil {
+				sqlDB.Close()
+				return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
+			}
+		}
+		return d, nil
+	})}
+}
 
 // Done is closed when the database is open or failed to open (see Err).
 func (s *Store) Done() <-chan struct{} { return s.open.Done() }
@@ -51,22 +84,25 @@ func (s *Store) Done() <-chan struct{} { return s.open.Done() }
 func (s *Store) Err() error { return s.open.Err() }
 
 // Close closes the database (waiting for it to open first).
-func (s *Store) Close() error { return s.open.Close() }
-
-const columns = `id, email, display_name, role, password_hash, default_address, create_time, update_time`
+func (s *Store) Close() error {
+	d, err := s.open.Wait()
+	if err != nil {
+		return nil // nothing was left open
+	}
+	return d.Close() // closes the statements too
+}
 
 // Create implements account.Store.
 func (s *Store) Create(ctx context.Context, a account.Account) error {
+	d, err := s.open.Get(ctx)
+	if err != nil {
+		return err
+	}
 	addr, err := marshalAddress(a.DefaultAddress)
 	if err != nil {
 		return err
 	}
-	db, err := s.open.DB(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = db.ExecContext(ctx, `INSERT INTO users (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.Email, a.DisplayName, string(a.Role), a.PasswordHash, addr, a.Created.UnixMicro(), a.Updated.UnixMicro())
+	_, err = d.insert.ExecContext(ctx, a.ID, a.Email, a.DisplayName, string(a.Role), a.PasswordHash, addr, a.Created.UnixMicro(), a.Updated.UnixMicro())
 	if store.IsUniqueViolation(err) {
 		return account.ErrEmailTaken.Wrap(err)
 	}
@@ -78,32 +114,32 @@ func (s *Store) Create(ctx context.Context, a account.Account) error {
 
 // ByID implements account.Store.
 func (s *Store) ByID(ctx context.Context, id string) (account.Account, error) {
-	db, err := s.open.DB(ctx)
+	d, err := s.open.Get(ctx)
 	if err != nil {
 		return account.Account{}, err
 	}
-	return scan(db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE id = ?`, id))
+	return scan(d.byID.QueryRowContext(ctx, id))
 }
 
 // ByEmail implements account.Store.
 func (s *Store) ByEmail(ctx context.Context, email string) (account.Account, error) {
-	db, err := s.open.DB(ctx)
+	d, err := s.open.Get(ctx)
 	if err != nil {
 		return account.Account{}, err
 	}
-	return scan(db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE email = ?`, email))
+	return scan(d.byEmail.QueryRowContext(ctx, email))
 }
 
 // Update implements account.Store.
 func (s *Store) Update(ctx context.Context, id string, fn func(*account.Account) error) (account.Account, error) {
-	db, err := s.open.DB(ctx)
+	d, err := s.open.Get(ctx)
 	if err != nil {
 		return account.Account{}, err
 	}
 	var a account.Account
-	err = store.InTx(ctx, db, func(tx *sql.Tx) error {
+	err = store.InTx(ctx, d.DB, func(tx *sql.Tx) error {
 		var err error
-		if a, err = scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE id = ?`, id)); err != nil {
+		if a, err = scan(tx.StmtContext(ctx, d.byID).QueryRowContext(ctx, id)); err != nil {
 			return err
 		}
 		if err := fn(&a); err != nil {
@@ -113,8 +149,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*account.Account)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE users SET display_name = ?, role = ?, password_hash = ?, default_address = ?, update_time = ? WHERE id = ?`,
-			a.DisplayName, string(a.Role), a.PasswordHash, addr, a.Updated.UnixMicro(), id)
+		_, err = tx.StmtContext(ctx, d.update).ExecContext(ctx, a.DisplayName, string(a.Role), a.PasswordHash, addr, a.Updated.UnixMicro(), id)
 		if err != nil {
 			return fmt.Errorf("update user: %w", err)
 		}
