@@ -3,8 +3,8 @@ package user_test
 import (
 	"testing"
 
-	userv1 "github.com/shopfn/shopfn/proto/shopfn/user/v1"
 	"github.com/shopfn/shopfn/functions/user"
+	userv1 "github.com/shopfn/shopfn/proto/shopfn/user/v1"
 )
 
 // BenchmarkGetUser measures GetUser through the whole chain (telemetry,
