@@ -33,6 +33,9 @@ type Config struct {
 
 	// Database is the SQLite file; empty means user.db in DataDir.
 	Database string `envconfig:"SHOPFN_USER_DB"`
+	// CacheSize is how many accounts read by id are kept in memory (0: none).
+	// An account is a few hundred bytes.
+	CacheSize int `envconfig:"SHOPFN_USER_CACHE_SIZE" default:"10000"`
 	// AdminEmails are emails that become admins when they register. Keep it
 	// empty in public deployments until the admins have registered.
 	AdminEmails []string `envconfig:"SHOPFN_ADMIN_EMAILS"`
@@ -62,6 +65,14 @@ func Main(ctx context.Context) error {
 
 // Run serves the user service on lis until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
+	path := cfg.Database
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "user.db")
+	}
+	// The database opens while the rest starts; calls wait for it.
+	db := accountdb.Open(ctx, path, cfg.CacheSize)
+	defer db.Close()
+
 	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
 	if err != nil {
 		return err
@@ -76,14 +87,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	if signer == nil {
 		return fmt.Errorf("%s issues tokens: set SHOPFN_JWT_SIGNING_KEY", Name)
 	}
-	path := cfg.Database
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "user.db")
-	}
-	// The database opens while the server starts; calls wait for it.
-	db := accountdb.Open(ctx, path)
-	defer db.Close()
-
 	svc := account.NewService(db, signer, cfg.AdminEmails, cfg.LoginLimits)
 	srv := serve.New(cfg.Platform.Config, serve.Options{
 		Name:      Name,

@@ -9,9 +9,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
@@ -74,10 +71,6 @@ func Setup(ctx context.Context, service string, cfg Config) (*Providers, error) 
 	if cfg.Protocol != "" && cfg.Protocol != "grpc" {
 		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: only grpc is built in", cfg.Protocol)
 	}
-	res := resource.NewSchemaless(
-		semconv.ServiceName(service),
-		semconv.ServiceVersion(cfg.Version),
-	)
 
 	tracesOn := cfg.Endpoint != "" || cfg.TracesEndpoint != ""
 	metricsOn := cfg.Endpoint != "" || cfg.MetricsEndpoint != ""
@@ -85,7 +78,7 @@ func Setup(ctx context.Context, service string, cfg Config) (*Providers, error) 
 		return nil, errors.New("OTEL_EXPORTER_OTLP_*ENDPOINT is set but this binary was built without OTLP support: build it with -tags otlp")
 	}
 	if tracesOn {
-		tp, err := otlp.traces(ctx, res)
+		tp, err := otlp.traces(ctx, service, cfg.Version)
 		if err != nil {
 			return nil, err
 		}
@@ -93,12 +86,14 @@ func Setup(ctx context.Context, service string, cfg Config) (*Providers, error) 
 		p.shutdown = append(p.shutdown, tp.Shutdown)
 		p.Exporting = append(p.Exporting, "traces")
 	} else {
-		// Span contexts without recording: ids for correlation, no cost of
-		// building spans nobody exports.
-		p.Tracer = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSampler(sdktrace.NeverSample()))
+		// No spans are built for nobody to read. The noop tracer still carries
+		// an incoming trace context (Cloud Run sends one with every request)
+		// into the handler's context, so logs and downstream calls keep the
+		// trace id.
+		p.Tracer = tracenoop.NewTracerProvider()
 	}
 	if metricsOn {
-		mp, shutdown, err := otlp.metrics(ctx, res)
+		mp, shutdown, err := otlp.metrics(ctx, service, cfg.Version)
 		if err != nil {
 			return nil, errors.Join(err, p.Shutdown(ctx))
 		}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
@@ -16,7 +18,12 @@ func TestLoggerUsesCloudLoggingFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, span := p.Tracer.Tracer("t").Start(context.Background(), "op")
+	// A request arrives with a trace context (Cloud Run always sends one).
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	incoming := trace.ContextWithRemoteSpanContext(context.Background(),
+		trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, Remote: true}))
+	ctx, span := p.Tracer.Tracer("t").Start(incoming, "op")
 	defer span.End()
 
 	var buf bytes.Buffer
@@ -45,8 +52,8 @@ func TestLoggerUsesCloudLoggingFields(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339Nano, got["time"].(string)); err != nil {
 		t.Errorf("time %v: %v", got["time"], err)
 	}
-	if !sc.IsValid() || sc.IsSampled() {
-		t.Errorf("span context without exporter = valid %v sampled %v, want valid and unsampled", sc.IsValid(), sc.IsSampled())
+	if sc.TraceID() != tid || span.IsRecording() {
+		t.Errorf("span without exporter: trace %v recording %v; want the incoming trace %v, not recording", sc.TraceID(), span.IsRecording(), tid)
 	}
 }
 

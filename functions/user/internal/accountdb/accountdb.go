@@ -49,16 +49,19 @@ type db struct {
 
 // Store is account.Store on SQLite.
 type Store struct {
-	open *store.Opening[*db]
+	open  *store.Opening[*db]
+	cache *cache
 }
 
 var _ account.Store = (*Store)(nil)
 
 // Open starts opening (creating, migrating, preparing) the database at path
 // in the background and returns the store at once; its calls wait for the
-// database. Done and Err report when it is ready, or why it failed.
-func Open(ctx context.Context, path string) *Store {
-	return &Store{open: store.InBackground(func() (*db, error) {
+// database. Done and Err report when it is ready, or why it failed. Up to
+// cacheSize accounts read by id are kept in memory (0 turns that off); the
+// process must be the only writer of the file, as it is for one instance.
+func Open(ctx context.Context, path string, cacheSize int) *Store {
+	return &Store{cache: newCache(cacheSize), open: store.InBackground(func() (*db, error) {
 		sqlDB, err := store.OpenSQLite(ctx, path, Migrations())
 		if err != nil {
 			return nil, err
@@ -114,11 +117,20 @@ func (s *Store) Create(ctx context.Context, a account.Account) error {
 
 // ByID implements account.Store.
 func (s *Store) ByID(ctx context.Context, id string) (account.Account, error) {
+	a, gen, ok := s.cache.get(id)
+	if ok {
+		return a, nil
+	}
 	d, err := s.open.Get(ctx)
 	if err != nil {
 		return account.Account{}, err
 	}
-	return scan(d.byID.QueryRowContext(ctx, id))
+	a, err = scan(d.byID.QueryRowContext(pointRead(ctx), id))
+	if err != nil {
+		return account.Account{}, err
+	}
+	s.cache.fill(a, gen)
+	return a, nil
 }
 
 // ByEmail implements account.Store.
@@ -127,7 +139,7 @@ func (s *Store) ByEmail(ctx context.Context, email string) (account.Account, err
 	if err != nil {
 		return account.Account{}, err
 	}
-	return scan(d.byEmail.QueryRowContext(ctx, email))
+	return scan(d.byEmail.QueryRowContext(pointRead(ctx), email))
 }
 
 // Update implements account.Store.
@@ -155,8 +167,15 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*account.Account)
 		}
 		return nil
 	})
+	// Invalidate even when the commit failed: whether it happened is unknown.
+	s.cache.wrote(id)
 	return a, err
 }
+
+// pointRead detaches a one-row lookup by key from its request's
+// cancellation: it takes microseconds, and a cancellable context makes the
+// driver start a goroutine per query to watch it.
+func pointRead(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 func scan(row *sql.Row) (account.Account, error) {
 	var (
