@@ -35,3 +35,12 @@ func Lookup(name string) (benchkit.Target, error) {
 	}
 	return all[i], nil
 }
+
+// LookupPair returns the registered reference and target.
+func LookupPair(refName, targetName string) (ref, target benchkit.Target, err error) {
+	if ref, err = Lookup(refName); err != nil {
+		return ref, target, err
+	}
+	target, err = Lookup(targetName)
+	return ref, target, err
+}

@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	for r := -cfg.warmup; r < cfg.n; r++ {
 		progress(r, cfg.n)
-		for _, i := range order(r) {
+		for _, i := range benchkit.Order(r) {
 			s, err := coldStart(ctx, roles[i].dep, cfg)
 			if err != nil {
 				return fmt.Errorf("round %d, %s %s: %w", r+1, roles[i].label, roles[i].dep.Target.Name, err)
@@ -131,42 +131,22 @@ func progress(r, n int) {
 	fmt.Fprintf(os.Stderr, "\rround %d/%d", max(r+1, 0), n)
 }
 
-// setup builds and prepares the reference and the target in a temporary
-// directory that cleanup removes.
+// setup builds and prepares the reference and the target; cleanup removes
+// their files.
 func setup(ctx context.Context, refName, targetName string) ([2]*role, func(), error) {
 	var roles [2]*role
-	root, err := benchkit.ModuleRoot(ctx)
+	ref, target, err := targets.LookupPair(refName, targetName)
 	if err != nil {
 		return roles, nil, err
 	}
-	work, err := os.MkdirTemp("", "shopfn-coldstart-")
+	pair, err := benchkit.SetupPair(ctx, "coldstart", ref, target)
 	if err != nil {
-		return roles, nil, fmt.Errorf("create work dir: %w", err)
+		return roles, nil, err
 	}
-	cleanup := func() { os.RemoveAll(work) }
-	for i, r := range []struct{ label, name string }{{"ref", refName}, {"target", targetName}} {
-		t, err := targets.Lookup(r.name)
-		if err != nil {
-			cleanup()
-			return roles, nil, err
-		}
-		dep, err := benchkit.Setup(ctx, root, work+"/"+r.label, t)
-		if err != nil {
-			cleanup()
-			return roles, nil, err
-		}
-		roles[i] = &role{label: r.label, dep: dep}
+	for i, d := range pair.Deployables {
+		roles[i] = &role{label: benchkit.Labels[i], dep: d}
 	}
-	return roles, cleanup, nil
-}
-
-// order returns the order of the two roles in round r: it alternates, so
-// neither always runs right after the other's teardown.
-func order(r int) [2]int {
-	if r&1 == 0 {
-		return [2]int{0, 1}
-	}
-	return [2]int{1, 0}
+	return roles, func() { pair.Close() }, nil
 }
 
 // coldStart starts one fresh process of d, times exec to first successful

@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	clock := benchkit.NewCPUClock(ctx)
 
 	for r := range cfg.rounds {
-		for _, i := range order(r) {
+		for _, i := range benchkit.Order(r) {
 			progress(fmt.Sprintf("round %d/%d: %s %s", r+1, cfg.rounds, roles[i].label, roles[i].dep.Target.Name))
 			s, err := measure(ctx, roles[i].dep, cfg, clock)
 			if err != nil {
@@ -145,46 +145,27 @@ func progress(msg string) {
 	fmt.Fprint(os.Stderr, "\r\033[K"+msg)
 }
 
-// setup builds and prepares the reference and the target in a temporary
-// directory that cleanup removes.
+// setup builds and prepares the reference and the target; cleanup removes
+// their files.
 func setup(ctx context.Context, refName, targetName string) ([2]*role, func(), error) {
 	var roles [2]*role
-	root, err := benchkit.ModuleRoot(ctx)
+	ref, target, err := targets.LookupPair(refName, targetName)
 	if err != nil {
 		return roles, nil, err
 	}
-	work, err := os.MkdirTemp("", "shopfn-throughput-")
-	if err != nil {
-		return roles, nil, fmt.Errorf("create work dir: %w", err)
-	}
-	cleanup := func() { os.RemoveAll(work) }
-	for i, r := range []struct{ label, name string }{{"ref", refName}, {"target", targetName}} {
-		t, err := targets.Lookup(r.name)
-		if err != nil {
-			cleanup()
-			return roles, nil, err
-		}
+	for _, t := range [2]benchkit.Target{ref, target} {
 		if t.Call == nil {
-			cleanup()
 			return roles, nil, fmt.Errorf("target %s has no Call to load it with", t.Name)
 		}
-		dep, err := benchkit.Setup(ctx, root, work+"/"+r.label, t)
-		if err != nil {
-			cleanup()
-			return roles, nil, err
-		}
-		roles[i] = &role{label: r.label, dep: dep}
 	}
-	return roles, cleanup, nil
-}
-
-// order returns the order of the two roles in round r: it alternates, so
-// neither always runs right after the other's teardown.
-func order(r int) [2]int {
-	if r&1 == 0 {
-		return [2]int{0, 1}
+	pair, err := benchkit.SetupPair(ctx, "throughput", ref, target)
+	if err != nil {
+		return roles, nil, err
 	}
-	return [2]int{1, 0}
+	for i, d := range pair.Deployables {
+		roles[i] = &role{label: benchkit.Labels[i], dep: d}
+	}
+	return roles, func() { pair.Close() }, nil
 }
 
 // measure starts one fresh process of d, warms it up, loads it for the
