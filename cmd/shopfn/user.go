@@ -21,18 +21,25 @@ import (
 	"github.com/shopfn/shopfn/shared/dial"
 )
 
-// userClient dials the user service; Login, GetUser and UpdateProfile are
-// safe to retry, Register is not.
-func userClient(addr string) (userv1.UserServiceClient, *grpc.ClientConn, error) {
-	cc, err := dial.Dial(addr, dial.Options{Idempotent: []string{
+// withClient dials addr, calls fn with a client made by newClient, and
+// closes the connection.
+func withClient[C any](addr string, o dial.Options, newClient func(grpc.ClientConnInterface) C, fn func(C) error) error {
+	cc, err := dial.Dial(addr, o)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	return fn(newClient(cc))
+}
+
+// withUser calls fn with a user service client. Login, GetUser and
+// UpdateProfile are safe to retry; Register is not.
+func withUser(addr string, fn func(userv1.UserServiceClient) error) error {
+	return withClient(addr, dial.Options{Idempotent: []string{
 		userv1.UserService_Login_FullMethodName,
 		userv1.UserService_GetUser_FullMethodName,
 		userv1.UserService_UpdateProfile_FullMethodName,
-	}})
-	if err != nil {
-		return nil, nil, err
-	}
-	return userv1.NewUserServiceClient(cc), cc, nil
+	}}, userv1.NewUserServiceClient, fn)
 }
 
 func newUserCmd() *cobra.Command {
@@ -54,16 +61,13 @@ func newUserCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, cc, err := userClient(addr)
-			if err != nil {
-				return err
-			}
-			defer cc.Close()
-			resp, err := c.Register(cmd.Context(), &userv1.RegisterRequest{Email: email, Password: pw, DisplayName: name})
-			if err != nil {
-				return err
-			}
-			return printProto(cmd.OutOrStdout(), resp.GetUser())
+			return withUser(addr, func(c userv1.UserServiceClient) error {
+				resp, err := c.Register(cmd.Context(), &userv1.RegisterRequest{Email: email, Password: pw, DisplayName: name})
+				if err != nil {
+					return err
+				}
+				return printProto(cmd.OutOrStdout(), resp.GetUser())
+			})
 		},
 	}
 	register.Flags().StringVar(&email, "email", "", "email address (required)")
@@ -81,12 +85,11 @@ func newUserCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, cc, err := userClient(addr)
-			if err != nil {
+			var resp *userv1.LoginResponse
+			err = withUser(addr, func(c userv1.UserServiceClient) (err error) {
+				resp, err = c.Login(cmd.Context(), &userv1.LoginRequest{Email: email, Password: pw})
 				return err
-			}
-			defer cc.Close()
-			resp, err := c.Login(cmd.Context(), &userv1.LoginRequest{Email: email, Password: pw})
+			})
 			if err != nil {
 				return err
 			}
@@ -119,16 +122,13 @@ func newUserCmd() *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			c, cc, err := userClient(addr)
-			if err != nil {
-				return err
-			}
-			defer cc.Close()
-			resp, err := c.GetUser(ctx, &userv1.GetUserRequest{UserId: id})
-			if err != nil {
-				return err
-			}
-			return printProto(cmd.OutOrStdout(), resp.GetUser())
+			return withUser(addr, func(c userv1.UserServiceClient) error {
+				resp, err := c.GetUser(ctx, &userv1.GetUserRequest{UserId: id})
+				if err != nil {
+					return err
+				}
+				return printProto(cmd.OutOrStdout(), resp.GetUser())
+			})
 		},
 	}
 
@@ -141,19 +141,16 @@ func newUserCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, cc, err := userClient(addr)
-			if err != nil {
-				return err
-			}
-			defer cc.Close()
-			resp, err := c.UpdateProfile(ctx, &userv1.UpdateProfileRequest{
-				UserId: s.UserID, DisplayName: name,
-				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"display_name"}},
+			return withUser(addr, func(c userv1.UserServiceClient) error {
+				resp, err := c.UpdateProfile(ctx, &userv1.UpdateProfileRequest{
+					UserId: s.UserID, DisplayName: name,
+					UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"display_name"}},
+				})
+				if err != nil {
+					return err
+				}
+				return printProto(cmd.OutOrStdout(), resp.GetUser())
 			})
-			if err != nil {
-				return err
-			}
-			return printProto(cmd.OutOrStdout(), resp.GetUser())
 		},
 	}
 	update.Flags().StringVar(&name, "name", "", "new display name (required)")
