@@ -19,6 +19,7 @@ func All() []benchkit.Target {
 		Bare(),
 		User(),
 		UserLogin(),
+		UserNoCache(),
 	}
 }
 

@@ -64,6 +64,15 @@ func User() benchkit.Target {
 	}
 }
 
+// UserNoCache is User with the account cache off: every GetUser reads
+// SQLite, for measuring the store's share.
+func UserNoCache() benchkit.Target {
+	t := User()
+	t.Name = "user-nocache"
+	t.Env = append(append([]string{}, userEnv...), "SHOPFN_USER_CACHE_SIZE=0")
+	return t
+}
+
 // UserLogin is the user deployable whose first call is a Login: the
 // request a returning shopper makes first, including one argon2id hash.
 func UserLogin() benchkit.Target {
