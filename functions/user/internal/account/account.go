@@ -60,8 +60,8 @@ type LoginLimits struct {
 }
 
 // hashConcurrency bounds password hashes running at once: each holds
-// argonMemoryKiB, so 4 keep a burst of logins under 80 MiB on an instance
-// that may have 512 MiB in all.
+// argonMemoryKiB, so 4 keep a burst of logins under 30 MiB on an instance
+// that may have 512 MiB in all, and more would only queue on the CPUs.
 const hashConcurrency = 4
 
 // Service implements the account rules.

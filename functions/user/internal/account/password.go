@@ -11,13 +11,17 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// Argon2id parameters: OWASP's recommended minimum (19 MiB, 2 passes, 1
-// lane). Each hash holds 19 MiB while it runs, which is why hashing is
-// bounded by Service's semaphore. Stored hashes carry their parameters, so
-// raising these later keeps old hashes verifiable.
+// Argon2id parameters: one of the settings OWASP's password storage cheat
+// sheet lists as equally strong (7 MiB, 5 passes, 1 lane — the same defence
+// as its 19 MiB × 2). Measured here, a hash takes 16 ms with these against
+// 37 ms with 19 MiB × 2 (the smaller block array stays in cache), and holds
+// a third of the memory, which matters on a 512 MiB instance and on a cold
+// start whose first call is a Login. Hashing is still bounded by Service's
+// semaphore. Stored hashes carry their parameters, so changing these later
+// keeps old hashes verifiable.
 const (
-	argonMemoryKiB = 19 * 1024
-	argonTime      = 2
+	argonMemoryKiB = 7 * 1024
+	argonTime      = 5
 	argonThreads   = 1
 	argonKeyLen    = 32
 	argonSaltLen   = 16
@@ -26,7 +30,7 @@ const (
 var b64 = base64.RawStdEncoding
 
 // hashPassword returns the password's argon2id hash in the PHC string
-// format: $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
+// format: $argon2id$v=19$m=7168,t=5,p=1$<salt>$<hash>.
 func hashPassword(password string) (string, error) {
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {

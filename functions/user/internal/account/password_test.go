@@ -3,6 +3,8 @@ package account
 import (
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -10,7 +12,7 @@ func TestPasswordHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=7168,t=5,p=1$") {
 		t.Errorf("hash %q is not PHC argon2id with the expected parameters", h)
 	}
 	h2, _ := hashPassword("correct horse battery")
@@ -33,6 +35,12 @@ func TestPasswordHash(t *testing.T) {
 }
 
 func TestCheckPasswordRefusesMalformedHashes(t *testing.T) {
+	// A hash with OWASP's other setting still verifies (parameters are read
+	// from the hash).
+	old := "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + b64.EncodeToString(argon2.IDKey([]byte("pw"), []byte("saltsaltsaltsalt"), 2, 19456, 1, 32))
+	if ok, err := checkPassword("pw", old); !ok || err != nil {
+		t.Errorf("checkPassword(hash with m=19456,t=2) = %v, %v; want true", ok, err)
+	}
 	for _, h := range []string{
 		"",
 		"plain",
