@@ -328,3 +328,28 @@ func TestGeneratedKeyLoads(t *testing.T) {
 		t.Errorf("Verify(token of a generated key) = %v", err)
 	}
 }
+
+func TestServiceCredentials(t *testing.T) {
+	s := NewSigner(newKey(t), "shopfn", "shopfn", 2*time.Minute)
+	v := NewVerifier([]ed25519.PublicKey{s.Public()}, "shopfn", "shopfn")
+	c := NewServiceCredentials(s, "order")
+	md, err := c.GetRequestMetadata(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimPrefix(md["authorization"], "Bearer ")
+	p, err := v.Verify(tok)
+	if err != nil || p.Subject != "order" || p.Role != RoleService {
+		t.Fatalf("service token verifies as %+v, %v; want order/service", p, err)
+	}
+	again, _ := c.GetRequestMetadata(context.Background())
+	if again["authorization"] != md["authorization"] {
+		t.Error("a fresh token was minted for every call")
+	}
+	s.now = func() time.Time { return time.Now().Add(time.Hour) }
+	c.expires = time.Now().Add(30 * time.Second)
+	renewed, _ := c.GetRequestMetadata(context.Background())
+	if renewed["authorization"] == md["authorization"] {
+		t.Error("a token about to expire was not renewed")
+	}
+}

@@ -28,12 +28,20 @@ import (
 // millisecond, so 5 s only runs out when something is badly stuck.
 const busyTimeoutMS = 5000
 
+// Migrations is a named, ordered set of schema changes: files named
+// NNNN_description.sql, applied in order, each once, each in its own
+// transaction. A service's store has its own set; shared tables (the
+// outbox) come as sets of their own packages.
+type Migrations struct {
+	Name string
+	FS   fs.FS
+}
+
 // OpenSQLite opens (creating if needed) the SQLite database at path and
-// applies the migrations in migrations: files named NNNN_name.sql, applied in
-// order, each in its own transaction, recorded in PRAGMA user_version so each
-// runs once. ":memory:" is not supported: every connection of the pool must
-// see the same database.
-func OpenSQLite(ctx context.Context, path string, migrations fs.FS) (*sql.DB, error) {
+// applies the migration sets, recording each set's version in the
+// schema_migrations table. ":memory:" is not supported: every connection
+// of the pool must see the same database.
+func OpenSQLite(ctx context.Context, path string, sets ...Migrations) (*sql.DB, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("create database directory: %w", err)
@@ -64,65 +72,73 @@ func OpenSQLite(ctx context.Context, path string, migrations fs.FS) (*sql.DB, er
 	conns := max(2, 2*runtime.GOMAXPROCS(0))
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
-	if err := migrate(ctx, db, migrations); err != nil {
+	if err := migrate(ctx, db, sets); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return db, nil
 }
 
-func migrate(ctx context.Context, db *sql.DB, migrations fs.FS) error {
-	files, err := fs.Glob(migrations, "*.sql")
-	if err != nil {
-		return err
+const schemaTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+  name    TEXT    PRIMARY KEY,
+  version INTEGER NOT NULL
+) STRICT`
+
+func migrate(ctx context.Context, db *sql.DB, sets []Migrations) error {
+	if _, err := db.ExecContext(ctx, schemaTable); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	sort.Strings(files)
-	var current int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	for _, name := range files {
-		n, _, ok := strings.Cut(name, "_")
-		version, err := strconv.Atoi(n)
-		if !ok || err != nil || version <= 0 {
-			return fmt.Errorf("migration %q: name must be NNNN_description.sql", name)
-		}
-		if version <= current {
-			continue
-		}
-		body, err := fs.ReadFile(migrations, name)
+	for _, set := range sets {
+		files, err := fs.Glob(set.FS, "*.sql")
 		if err != nil {
 			return err
 		}
-		if err := apply(ctx, db, version, string(body)); err != nil {
-			return fmt.Errorf("migration %s: %w", name, err)
+		sort.Strings(files)
+		var current int
+		err = db.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE name = ?`, set.Name).Scan(&current)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read schema version of %s: %w", set.Name, err)
 		}
-		current = version
+		for _, name := range files {
+			n, _, ok := strings.Cut(name, "_")
+			version, err := strconv.Atoi(n)
+			if !ok || err != nil || version <= 0 {
+				return fmt.Errorf("migration %s/%s: name must be NNNN_description.sql", set.Name, name)
+			}
+			if version <= current {
+				continue
+			}
+			body, err := fs.ReadFile(set.FS, name)
+			if err != nil {
+				return err
+			}
+			if err := apply(ctx, db, set.Name, version, string(body)); err != nil {
+				return fmt.Errorf("migration %s/%s: %w", set.Name, name, err)
+			}
+			current = version
+		}
 	}
 	return nil
 }
 
-func apply(ctx context.Context, db *sql.DB, version int, body string) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
+func apply(ctx context.Context, db *sql.DB, set string, version int, body string) error {
+	return InTx(ctx, db, func(tx *sql.Tx) error {
+		// Another process may have migrated since we looked.
+		var current int
+		err := tx.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE name = ?`, set).Scan(&current)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if current >= version {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, body); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, version) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET version = excluded.version`, set, version)
 		return err
-	}
-	defer tx.Rollback()
-	// Another process may have migrated since we looked.
-	var current int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
-		return err
-	}
-	if current >= version {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, body); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(version)); err != nil {
-		return err
-	}
-	return tx.Commit()
+	})
 }
 
 // InTx runs fn in a transaction (BEGIN IMMEDIATE), committing if fn returns

@@ -13,7 +13,7 @@ import (
 	"github.com/shopfn/shopfn/shared/store"
 )
 
-var migrations = os.DirFS("testdata/migrations")
+var migrations = store.Migrations{Name: "test", FS: os.DirFS("testdata/migrations")}
 
 func open(t *testing.T, path string) *sql.DB {
 	t.Helper()
@@ -30,8 +30,8 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 	db := open(t, path)
 	var version int
 	var mode string
-	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 2 {
-		t.Fatalf("user_version = %d, %v; want 2", version, err)
+	if err := db.QueryRow("SELECT version FROM schema_migrations WHERE name = 'test'").Scan(&version); err != nil || version != 2 {
+		t.Fatalf("schema version = %d, %v; want 2", version, err)
 	}
 	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
@@ -56,10 +56,10 @@ func TestForeignKeysEnforced(t *testing.T) {
 }
 
 func TestBadMigrationLeavesNothing(t *testing.T) {
-	bad := fstest.MapFS{
+	bad := store.Migrations{Name: "bad", FS: fstest.MapFS{
 		"0001_ok.sql":  {Data: []byte("CREATE TABLE a (x INT);")},
 		"0002_bad.sql": {Data: []byte("CREATE TABLE b (x INT); INSERT INTO nope VALUES (1);")},
-	}
+	}}
 	path := filepath.Join(t.TempDir(), "s.db")
 	if _, err := store.OpenSQLite(context.Background(), path, bad); err == nil {
 		t.Fatal("OpenSQLite with a failing migration = nil error, want one")
@@ -70,15 +70,15 @@ func TestBadMigrationLeavesNothing(t *testing.T) {
 	}
 	defer db.Close()
 	var version, tables int
-	db.QueryRow("PRAGMA user_version").Scan(&version)
+	db.QueryRow("SELECT version FROM schema_migrations WHERE name = 'bad'").Scan(&version)
 	db.QueryRow("SELECT count(*) FROM sqlite_master WHERE name='b'").Scan(&tables)
 	if version != 1 || tables != 0 {
-		t.Errorf("after failed 0002: user_version=%d, table b exists=%d; want 1 and 0", version, tables)
+		t.Errorf("after failed 0002: version=%d, table b exists=%d; want 1 and 0", version, tables)
 	}
 }
 
 func TestBadMigrationName(t *testing.T) {
-	bad := fstest.MapFS{"init.sql": {Data: []byte("SELECT 1;")}}
+	bad := store.Migrations{Name: "bad", FS: fstest.MapFS{"init.sql": {Data: []byte("SELECT 1;")}}}
 	if _, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "s.db"), bad); err == nil {
 		t.Error("OpenSQLite with a badly named migration = nil error, want one")
 	}
@@ -161,7 +161,7 @@ func TestOpenInBackground(t *testing.T) {
 	}
 
 	bad := store.InBackground(func() (*sql.DB, error) {
-		return store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "b.db"), fstest.MapFS{"x.sql": {Data: []byte("SELECT 1;")}})
+		return store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "b.db"), store.Migrations{Name: "x", FS: fstest.MapFS{"x.sql": {Data: []byte("SELECT 1;")}}})
 	})
 	if _, err := bad.Get(context.Background()); err == nil {
 		t.Error("Get() of a failed open = nil error")
@@ -176,5 +176,27 @@ func TestOpenInBackground(t *testing.T) {
 	slow := store.InBackground(func() (int, error) { <-block; return 0, nil })
 	if _, err := slow.Get(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Get(canceled) of an unfinished open = %v, want context.Canceled", err)
+	}
+}
+
+func TestSetsAreIndependent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	other := store.Migrations{Name: "other", FS: fstest.MapFS{"0001_o.sql": {Data: []byte("CREATE TABLE o (x INT);")}}}
+	db, err := store.OpenSQLite(context.Background(), path, migrations, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	// Adding a migration to one set applies just that one on the next open.
+	other.FS.(fstest.MapFS)["0002_p.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE p (x INT);")}
+	db, err = store.OpenSQLite(context.Background(), path, migrations, other)
+	if err != nil {
+		t.Fatalf("reopen with a new migration in one set = %v", err)
+	}
+	defer db.Close()
+	var n int
+	db.QueryRow("SELECT count(*) FROM sqlite_master WHERE name IN ('items', 'parts', 'o', 'p')").Scan(&n)
+	if n != 4 {
+		t.Errorf("tables = %d, want 4", n)
 	}
 }

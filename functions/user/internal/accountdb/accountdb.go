@@ -22,12 +22,12 @@ import (
 var migrations embed.FS
 
 // Migrations are the schema's migrations, for store.OpenSQLite.
-func Migrations() fs.FS {
+func Migrations() store.Migrations {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		panic(err) // the embedded directory always exists
 	}
-	return sub
+	return store.Migrations{Name: "user", FS: sub}
 }
 
 const columns = `id, email, display_name, role, password_hash, default_address, create_time, update_time`

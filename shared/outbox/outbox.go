@@ -1,0 +1,156 @@
+// Package outbox records events in the same SQLite transaction as the state
+// change they announce (the transactional outbox), so that an event is
+// published if and only if its change committed. Publishing the rows is the
+// relay's job (shared/events); this package only writes and reads them, and
+// links nothing but the protobuf JSON encoder.
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shopfn/shopfn/shared/store"
+)
+
+// The CloudEvent types shopfn publishes; the data of each is the message of
+// proto/shopfn/events/v1 named in the comment.
+const (
+	TypeOrderConfirmed = "order.confirmed"        // eventsv1.OrderConfirmed
+	TypeOrderCancelled = "order.cancelled"        // eventsv1.OrderCancelled
+	TypeImageUploaded  = "catalog.image.uploaded" // eventsv1.ImageUploaded
+	TypeLowStock       = "inventory.low_stock"    // eventsv1.LowStock
+)
+
+// DataContentType is the CloudEvents datacontenttype of every event's data:
+// protobuf's canonical JSON.
+const DataContentType = "application/json"
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations creates the outbox table; add it to the store's migration sets.
+func Migrations() store.Migrations {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory always exists
+	}
+	return store.Migrations{Name: "outbox", FS: sub}
+}
+
+// Event is a CloudEvent to publish once the transaction recording it
+// commits.
+type Event struct {
+	// ID is the CloudEvent id, unique per source; consumers deduplicate by
+	// it. Empty means a new random id. Give a deterministic id when the same
+	// change could be recorded twice (it then fails as a duplicate).
+	ID string
+	// Type is one of the Type constants.
+	Type string
+	// Source names the producing service, e.g. "//shopfn/catalog".
+	Source string
+	// Subject is the aggregate the event is about (product, order, SKU id).
+	Subject string
+	// OrderingKey makes Pub/Sub deliver this aggregate's events in order;
+	// empty when order does not matter.
+	OrderingKey string
+	// Time is when the change happened.
+	Time time.Time
+	// Data is the payload, a message of proto/shopfn/events/v1.
+	Data proto.Message
+}
+
+// Append records e in tx and returns its id.
+func Append(ctx context.Context, tx *sql.Tx, e Event) (string, error) {
+	if e.Type == "" || e.Source == "" || e.Data == nil {
+		return "", fmt.Errorf("outbox: event needs a type, a source and data")
+	}
+	data, err := protojson.Marshal(e.Data)
+	if err != nil {
+		return "", fmt.Errorf("outbox: encode %s: %w", e.Type, err)
+	}
+	if e.ID == "" {
+		e.ID = store.NewID("evt")
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, type, source, subject, ordering_key, time, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.Type, e.Source, e.Subject, e.OrderingKey, e.Time.UnixMicro(), data)
+	if err != nil {
+		return "", fmt.Errorf("outbox: insert %s: %w", e.Type, err)
+	}
+	return e.ID, nil
+}
+
+// Row is a recorded event as the relay reads it: Data is the protobuf JSON.
+type Row struct {
+	Seq         int64
+	ID          string
+	Type        string
+	Source      string
+	Subject     string
+	OrderingKey string
+	Time        time.Time
+	Data        []byte
+	Sent        bool
+}
+
+// Unsent returns up to limit events not yet published, oldest first.
+func Unsent(ctx context.Context, db *sql.DB, limit int) ([]Row, error) {
+	return query(ctx, db, `SELECT seq, id, type, source, subject, ordering_key, time, data, sent_time IS NOT NULL
+		FROM outbox WHERE sent_time IS NULL ORDER BY seq LIMIT ?`, limit)
+}
+
+// All returns every recorded event, oldest first, sent or not (for tests
+// and inspection).
+func All(ctx context.Context, db *sql.DB) ([]Row, error) {
+	return query(ctx, db, `SELECT seq, id, type, source, subject, ordering_key, time, data, sent_time IS NOT NULL
+		FROM outbox ORDER BY seq`)
+}
+
+func query(ctx context.Context, db *sql.DB, q string, args ...any) ([]Row, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read: %w", err)
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		var r Row
+		var t int64
+		if err := rows.Scan(&r.Seq, &r.ID, &r.Type, &r.Source, &r.Subject, &r.OrderingKey, &t, &r.Data, &r.Sent); err != nil {
+			return nil, fmt.Errorf("outbox: read: %w", err)
+		}
+		r.Time = time.UnixMicro(t).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// MarkSent records that the events with these ids were published.
+func MarkSent(ctx context.Context, db *sql.DB, ids ...string) error {
+	return store.InTx(ctx, db, func(tx *sql.Tx) error {
+		now := time.Now().UnixMicro()
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_time = ? WHERE id = ? AND sent_time IS NULL`, now, id); err != nil {
+				return fmt.Errorf("outbox: mark %s sent: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Decode unmarshals a row's data into m.
+func (r Row) Decode(m proto.Message) error {
+	if err := protojson.Unmarshal(r.Data, m); err != nil {
+		return fmt.Errorf("outbox: decode %s %s: %w", r.Type, r.ID, err)
+	}
+	return nil
+}
