@@ -37,7 +37,13 @@ type devOptions struct {
 	dataDir     string
 	adminEmails []string
 	port        int
+	// endpoints are the addresses of every deployable, so they can call
+	// each other.
+	endpoints map[string]string
 }
+
+// addr returns the address of the named deployable in this dev run.
+func (o devOptions) addr(name string) string { return o.endpoints[name] }
 
 // deployables lists what `shopfn dev` starts, with the ports the client
 // commands default to. Later deployables take the next ports.
@@ -164,6 +170,10 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, host string, o
 		}
 		listeners[i] = lis
 		ds[i].port = lis.Addr().(*net.TCPAddr).Port
+	}
+	o.endpoints = make(map[string]string, len(ds))
+	for _, d := range ds {
+		o.endpoints[d.name] = net.JoinHostPort(host, strconv.Itoa(d.port))
 	}
 
 	ctx, stop := context.WithCancel(ctx)

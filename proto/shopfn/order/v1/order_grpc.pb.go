@@ -40,8 +40,9 @@ type OrderServiceClient interface {
 	// CreateOrder places an order for the caller. Customer. Idempotent per
 	// idempotency_key: the same key and request return the same order; the
 	// same key with another request fails with IDEMPOTENCY_KEY_REUSED.
-	// Returns once the order is stored; the saga may still be running (watch
-	// it with WatchOrder).
+	// The saga runs within the call: the response is usually CONFIRMED or
+	// CANCELLED. If the call's deadline ends it midway, the order is stored
+	// and the saga is finished by Resume; WatchOrder shows the outcome.
 	CreateOrder(ctx context.Context, in *CreateOrderRequest, opts ...grpc.CallOption) (*CreateOrderResponse, error)
 	// GetOrder returns one order. Customers see only their own (another's is
 	// NotFound/ORDER_NOT_FOUND); admins see all.
@@ -49,8 +50,11 @@ type OrderServiceClient interface {
 	// ListOrders pages through orders, newest first. Customers see their own;
 	// admins see all, or one user's with user_id.
 	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
-	// CancelOrder cancels an order that is not yet shipped, compensating what
-	// the saga did. Customer (own orders) or admin. Idempotent.
+	// CancelOrder cancels an order, compensating what the saga did (release
+	// the stock; void or refund the payment). Customer (own orders) or admin.
+	// Idempotent. While a saga step is running the cancellation is recorded
+	// and the saga compensates at its next step (the response then shows
+	// CANCELLING).
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
 	// WatchOrder streams the order now, then every change, and ends after a
 	// terminal state (CONFIRMED or CANCELLED) or when the client goes away.
@@ -160,8 +164,9 @@ type OrderServiceServer interface {
 	// CreateOrder places an order for the caller. Customer. Idempotent per
 	// idempotency_key: the same key and request return the same order; the
 	// same key with another request fails with IDEMPOTENCY_KEY_REUSED.
-	// Returns once the order is stored; the saga may still be running (watch
-	// it with WatchOrder).
+	// The saga runs within the call: the response is usually CONFIRMED or
+	// CANCELLED. If the call's deadline ends it midway, the order is stored
+	// and the saga is finished by Resume; WatchOrder shows the outcome.
 	CreateOrder(context.Context, *CreateOrderRequest) (*CreateOrderResponse, error)
 	// GetOrder returns one order. Customers see only their own (another's is
 	// NotFound/ORDER_NOT_FOUND); admins see all.
@@ -169,8 +174,11 @@ type OrderServiceServer interface {
 	// ListOrders pages through orders, newest first. Customers see their own;
 	// admins see all, or one user's with user_id.
 	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
-	// CancelOrder cancels an order that is not yet shipped, compensating what
-	// the saga did. Customer (own orders) or admin. Idempotent.
+	// CancelOrder cancels an order, compensating what the saga did (release
+	// the stock; void or refund the payment). Customer (own orders) or admin.
+	// Idempotent. While a saga step is running the cancellation is recorded
+	// and the saga compensates at its next step (the response then shows
+	// CANCELLING).
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
 	// WatchOrder streams the order now, then every change, and ends after a
 	// terminal state (CONFIRMED or CANCELLED) or when the client goes away.

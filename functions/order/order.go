@@ -1,0 +1,179 @@
+// Package order is the order deployable: orders and the saga that confirms
+// them through inventory and payment.
+//
+// The same code runs as its own container (functions/order/cmd), in-process
+// under `shopfn dev`, and in tests.
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/shopfn/shopfn/functions/order/internal/clients"
+	"github.com/shopfn/shopfn/functions/order/internal/orderapi"
+	"github.com/shopfn/shopfn/functions/order/internal/orderdb"
+	"github.com/shopfn/shopfn/functions/order/internal/orders"
+	orderv1 "github.com/shopfn/shopfn/proto/shopfn/order/v1"
+	"github.com/shopfn/shopfn/shared/auth"
+	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/dial"
+	"github.com/shopfn/shopfn/shared/serve"
+	"github.com/shopfn/shopfn/shared/telemetry"
+)
+
+// Name is the deployable's name.
+const Name = "order"
+
+// Config is the order deployable's configuration, read from the environment.
+type Config struct {
+	serve.Platform
+
+	// Database is the SQLite file; empty means order.db in DataDir.
+	Database string `envconfig:"SHOPFN_ORDER_DB"`
+	// The services the saga calls: host:port (plaintext) or https://host.
+	CatalogAddr   string `envconfig:"SHOPFN_CATALOG_ADDR" default:"localhost:9002"`
+	InventoryAddr string `envconfig:"SHOPFN_INVENTORY_ADDR" default:"localhost:9003"`
+	PaymentAddr   string `envconfig:"SHOPFN_PAYMENT_ADDR" default:"localhost:9004"`
+	// TaxRateBPS is the tax on the subtotal in basis points (2000 = 20%).
+	TaxRateBPS int64 `envconfig:"SHOPFN_TAX_RATE_BPS" default:"2000"`
+	// StepTimeout bounds each saga call (with its retries).
+	StepTimeout time.Duration `envconfig:"SHOPFN_ORDER_STEP_TIMEOUT" default:"5s"`
+	// ResumeEvery runs Resume on a timer in this process (shopfn dev sets
+	// it); 0 leaves it to an external scheduler. Resume runs once at
+	// start-up either way.
+	ResumeEvery time.Duration `envconfig:"SHOPFN_ORDER_RESUME_EVERY" default:"0"`
+	// ResumeIdle is how long a saga must have been still before a Resume
+	// takes it over.
+	ResumeIdle time.Duration `envconfig:"SHOPFN_ORDER_RESUME_IDLE" default:"30s"`
+
+	// AfterStep is a test hook (see orders.Options.AfterStep); not
+	// configurable from the environment.
+	AfterStep func(ctx context.Context, state string) `ignored:"true"`
+}
+
+// Policy is who may call which method.
+func Policy() auth.Policy {
+	return auth.Policy{
+		orderv1.OrderService_CreateOrder_FullMethodName:   auth.Customer,
+		orderv1.OrderService_GetOrder_FullMethodName:      auth.Customer,
+		orderv1.OrderService_ListOrders_FullMethodName:    auth.Customer,
+		orderv1.OrderService_CancelOrder_FullMethodName:   auth.Customer,
+		orderv1.OrderService_WatchOrder_FullMethodName:    auth.Customer,
+		orderv1.OrderService_AttachInvoice_FullMethodName: auth.Internal,
+		orderv1.OrderService_Resume_FullMethodName:        auth.Internal,
+	}
+}
+
+// Main runs the deployable as a container.
+func Main(ctx context.Context) error {
+	var cfg Config
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	return serve.Main(ctx, Name, cfg.Platform, cfg, func(ctx context.Context, log *slog.Logger, lis net.Listener) error {
+		return Run(ctx, cfg, log, lis)
+	})
+}
+
+// Run serves the order service on lis until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
+	path := cfg.Database
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "order.db")
+	}
+	db := orderdb.Open(ctx, path)
+	defer db.Close()
+
+	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	signer := keys.NewSigner(cfg.Auth)
+	if signer == nil {
+		return errors.New("order calls internal methods: it needs SHOPFN_JWT_SIGNING_KEY (or the dev key)")
+	}
+	creds := auth.NewServiceCredentials(signer, Name)
+	conns := make([]*grpc.ClientConn, 0, 3)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	connect := func(addr string, methods []string) (*grpc.ClientConn, error) {
+		cc, err := dial.Dial(addr, dial.Options{
+			Idempotent: methods, PerRPCCredentials: creds,
+			TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagators: tel.Propagator,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		conns = append(conns, cc)
+		return cc, nil
+	}
+	catalogCC, err := connect(cfg.CatalogAddr, clients.CatalogMethods())
+	if err != nil {
+		return err
+	}
+	inventoryCC, err := connect(cfg.InventoryAddr, clients.InventoryMethods())
+	if err != nil {
+		return err
+	}
+	paymentCC, err := connect(cfg.PaymentAddr, clients.PaymentMethods())
+	if err != nil {
+		return err
+	}
+
+	opts := orders.Options{TaxRateBPS: cfg.TaxRateBPS, StepTimeout: cfg.StepTimeout, Lease: orders.DefaultLease(cfg.StepTimeout)}
+	if cfg.AfterStep != nil {
+		opts.AfterStep = func(ctx context.Context, o orders.Order) { cfg.AfterStep(ctx, string(o.State)) }
+	}
+	svc := orders.NewService(db, clients.NewCatalog(catalogCC), clients.NewInventory(inventoryCC), clients.NewPayments(paymentCC), log, opts)
+
+	srv := serve.New(cfg.Platform.Config, serve.Options{
+		Name: Name, Logger: log, Telemetry: tel, Policy: Policy(),
+		Verifier: keys.NewVerifier(cfg.Auth), Auth: cfg.Auth,
+	})
+	orderv1.RegisterOrderServiceServer(srv, orderapi.New(svc))
+
+	go resumeLoop(ctx, svc, log, cfg.ResumeIdle, cfg.ResumeEvery)
+	return srv.Serve(ctx, lis, db)
+}
+
+// resumeBatch is how many sagas one Resume pass continues.
+const resumeBatch = 100
+
+// resumeLoop runs Resume once at start-up (sagas a crash interrupted), then
+// every `every` if it is set, until ctx ends.
+func resumeLoop(ctx context.Context, svc *orders.Service, log *slog.Logger, idle, every time.Duration) {
+	for {
+		r, err := svc.Resume(ctx, idle, resumeBatch)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.WarnContext(ctx, "resume failed", "error", err.Error())
+		case r.Resumed > 0:
+			log.InfoContext(ctx, "resumed sagas", "resumed", r.Resumed, "confirmed", r.Confirmed, "cancelled", r.Cancelled, "pending", r.Pending)
+		}
+		if every <= 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
