@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shopfn/shopfn/functions/order"
 	"github.com/shopfn/shopfn/functions/user"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/telemetry"
@@ -42,14 +43,19 @@ type devOptions struct {
 	endpoints map[string]string
 }
 
-// addr returns the address of the named deployable in this dev run.
-func (o devOptions) addr(name string) string { return o.endpoints[name] }
+// useAddr points *addr at the named deployable of this dev run, if it runs.
+func (o devOptions) useAddr(addr *string, name string) {
+	if a, ok := o.endpoints[name]; ok {
+		*addr = a
+	}
+}
 
 // deployables lists what `shopfn dev` starts, with the ports the client
 // commands default to. Later deployables take the next ports.
 func deployables() []deployable {
 	return []deployable{
 		{name: user.Name, kind: "grpc", port: 9001, run: runUser},
+		{name: order.Name, kind: "grpc", port: 9005, run: runOrderDev},
 	}
 }
 

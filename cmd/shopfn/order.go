@@ -31,7 +31,9 @@ func runOrderDev(ctx context.Context, o devOptions, log *slog.Logger, lis net.Li
 		return err
 	}
 	cfg.Port, cfg.DataDir = o.port, o.dataDir
-	cfg.CatalogAddr, cfg.InventoryAddr, cfg.PaymentAddr = o.addr("catalog"), o.addr("inventory"), o.addr("payment")
+	o.useAddr(&cfg.CatalogAddr, "catalog")
+	o.useAddr(&cfg.InventoryAddr, "inventory")
+	o.useAddr(&cfg.PaymentAddr, "payment")
 	cfg.ResumeEvery = resumeEveryDev
 	return order.Run(ctx, cfg, log, lis)
 }

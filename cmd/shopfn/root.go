@@ -24,7 +24,7 @@ flags or SHOPFN_<SERVICE>_ADDR environment variables.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCmd(), newUserCmd(), newKeysCmd())
+	root.AddCommand(newDevCmd(), newUserCmd(), newOrderCmd(), newKeysCmd())
 	return root
 }
 
