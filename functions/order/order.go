@@ -49,9 +49,9 @@ type Config struct {
 	// it); 0 leaves it to an external scheduler. Resume runs once at
 	// start-up either way.
 	ResumeEvery time.Duration `envconfig:"SHOPFN_ORDER_RESUME_EVERY" default:"0"`
-	// ResumeIdle is how long a saga must have been still before a Resume
-	// takes it over.
-	ResumeIdle time.Duration `envconfig:"SHOPFN_ORDER_RESUME_IDLE" default:"30s"`
+	// ResumeIdle is how long a saga must have been still before the timer's
+	// Resume takes it over. Leases already keep Resume off running sagas.
+	ResumeIdle time.Duration `envconfig:"SHOPFN_ORDER_RESUME_IDLE" default:"0s"`
 
 	// AfterStep is a test hook (see orders.Options.AfterStep); not
 	// configurable from the environment.

@@ -150,7 +150,7 @@ func stepError(err error, fallback errorsv1.ErrorReason) error {
 		if reason == errorsv1.ErrorReason_ERROR_REASON_UNSPECIFIED || reason == errorsv1.ErrorReason_INTERNAL {
 			reason = errorsv1.ErrorReason_DEPENDENCY_UNAVAILABLE
 		}
-		return &orders.StepError{Reason: reason, Transient: true, Err: err}
+		return &orders.StepError{Reason: reason, Transient: true, Deadline: st.Code() == codes.DeadlineExceeded, Err: err}
 	}
 	if reason == errorsv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
 		reason = fallback

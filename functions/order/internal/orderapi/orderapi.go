@@ -23,11 +23,9 @@ const (
 	maxPageSize     = 100
 )
 
-// Resume defaults (see ResumeRequest).
-const (
-	defaultResumeIdle  = 30 * time.Second
-	defaultResumeLimit = 100
-)
+// defaultResumeLimit is how many sagas one Resume call continues when the
+// request does not say (see ResumeRequest).
+const defaultResumeLimit = 100
 
 // Server implements orderv1.OrderServiceServer.
 type Server struct {
@@ -140,9 +138,6 @@ func (s *Server) AttachInvoice(ctx context.Context, req *orderv1.AttachInvoiceRe
 // Resume implements orderv1.OrderServiceServer.
 func (s *Server) Resume(ctx context.Context, req *orderv1.ResumeRequest) (*orderv1.ResumeResponse, error) {
 	idle := time.Duration(req.GetMinIdleSeconds()) * time.Second
-	if idle == 0 {
-		idle = defaultResumeIdle
-	}
 	limit := int(req.GetLimit())
 	if limit == 0 {
 		limit = defaultResumeLimit

@@ -52,7 +52,10 @@ type StepError struct {
 	// Transient is true when the dependency was unavailable and its retries
 	// ran out, false when it refused (a decline, no stock).
 	Transient bool
-	Err       error
+	// Deadline is true when the call ran out of time (its deadline may have
+	// been the saga's caller's).
+	Deadline bool
+	Err      error
 }
 
 func (e *StepError) Error() string { return e.Reason.String() + ": " + e.Err.Error() }

@@ -33,14 +33,39 @@ func (s *Service) drive(ctx context.Context, id string, holding bool) (Order, er
 	for !o.State.Terminal() {
 		next, err := s.step(ctx, o)
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, errLeased) {
+			if errors.Is(err, errLeased) {
+				return next, nil
+			}
+			if ctx.Err() == nil {
 				s.log.WarnContext(ctx, "saga step failed; Resume will retry", "order", id, "state", string(o.State), "error", err.Error())
 			}
+			s.release(ctx, id)
 			return next, nil
 		}
 		o = next
 	}
 	return o, nil
+}
+
+// releaseTimeout bounds giving a lease back after an interrupted step.
+const releaseTimeout = 2 * time.Second
+
+// release gives up this runner's lease on an interrupted saga, so that
+// Resume may continue it at once rather than when the lease runs out. It is
+// best effort: if it fails, the lease simply expires.
+func (s *Service) release(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	_, err := s.store.Update(ctx, id, func(o *Order) error {
+		if o.LeaseOwner != s.owner {
+			return ErrUnchanged
+		}
+		o.LeaseOwner, o.LeaseUntil = "", time.Time{}
+		return nil
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "could not release a saga lease", "order", id, "error", err.Error())
+	}
 }
 
 // claim takes the saga's lease unless another runner holds it.
@@ -67,20 +92,30 @@ func (s *Service) step(ctx context.Context, o Order) (Order, error) {
 	}
 	stepCtx, cancel := context.WithTimeout(ctx, s.opts.StepTimeout)
 	defer cancel()
+	// When the caller's deadline is the step's, a callee running out of
+	// time (it may say so before our own timer fires) interrupts the saga;
+	// it is not a failure of the step.
+	callerBound := false
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.opts.StepTimeout {
+		callerBound = true
+	}
+	outcome := func(err error, done func(*Order)) (Order, error) {
+		return s.outcome(ctx, o, err, callerBound, done)
+	}
 	switch o.State {
 	case Pending:
 		err := s.stock.Reserve(stepCtx, o.ID, stockLines(o))
-		return s.outcome(ctx, o, err, func(n *Order) { n.State = Reserved })
+		return outcome(err, func(n *Order) { n.State = Reserved })
 	case Reserved:
 		err := s.payments.Authorize(stepCtx, o.ID, o.Total, o.PaymentToken)
-		return s.outcome(ctx, o, err, func(n *Order) { n.State, n.PaymentToken = Authorized, "" })
+		return outcome(err, func(n *Order) { n.State, n.PaymentToken = Authorized, "" })
 	case Authorized:
 		if !o.Committed {
 			err := s.stock.Commit(stepCtx, o.ID)
-			return s.outcome(ctx, o, err, func(n *Order) { n.Committed = true })
+			return outcome(err, func(n *Order) { n.Committed = true })
 		}
 		err := s.payments.Capture(stepCtx, o.ID, o.Total)
-		return s.outcome(ctx, o, err, func(n *Order) { n.Captured, n.State = true, Confirmed })
+		return outcome(err, func(n *Order) { n.Captured, n.State = true, Confirmed })
 	case Cancelling:
 		// Both compensations are safe to repeat and to call for what never
 		// happened, so a resumed cancellation simply runs both again.
@@ -97,9 +132,9 @@ func (s *Service) step(ctx context.Context, o Order) (Order, error) {
 
 // outcome stores the result of a forward step: done applied on success, a
 // move to Cancelling when the dependency refused or stayed unavailable
-// after its retries, and nothing when ctx ended (the saga is interrupted,
-// not failed: Resume continues it).
-func (s *Service) outcome(ctx context.Context, o Order, err error, done func(*Order)) (Order, error) {
+// after its retries, and nothing when ctx ended or its deadline ran out in
+// the callee (the saga is interrupted, not failed: Resume continues it).
+func (s *Service) outcome(ctx context.Context, o Order, err error, callerBound bool, done func(*Order)) (Order, error) {
 	if err == nil {
 		return s.advance(ctx, o, done)
 	}
@@ -109,6 +144,9 @@ func (s *Service) outcome(ctx context.Context, o Order, err error, done func(*Or
 	var se *StepError
 	if !errors.As(err, &se) {
 		return o, err
+	}
+	if se.Deadline && callerBound {
+		return o, context.DeadlineExceeded
 	}
 	s.log.InfoContext(ctx, "saga step failed; compensating", "order", o.ID, "state", string(o.State), "reason", se.Reason.String(), "transient", se.Transient, "error", se.Err.Error())
 	return s.advance(ctx, o, func(n *Order) {

@@ -1090,8 +1090,9 @@ func (x *AttachInvoiceResponse) GetOrder() *Order {
 // ResumeRequest is the input of Resume.
 type ResumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Only sagas untouched for at least this many seconds (so a saga that is
-	// running right now is left alone); 0 means 30.
+	// Only sagas untouched for at least this many seconds. 0 takes every
+	// unfinished saga that no running step holds (each step holds a lease on
+	// its saga, so a saga that is running right now is always left alone).
 	MinIdleSeconds int32 `protobuf:"varint,1,opt,name=min_idle_seconds,json=minIdleSeconds,proto3" json:"min_idle_seconds,omitempty"`
 	// Maximum sagas to continue in this call; 0 means 100.
 	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`

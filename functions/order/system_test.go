@@ -1,0 +1,226 @@
+package order_test
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/shopfn/shopfn/functions/catalog"
+	"github.com/shopfn/shopfn/functions/inventory"
+	"github.com/shopfn/shopfn/functions/order"
+	"github.com/shopfn/shopfn/functions/payment"
+	catalogv1 "github.com/shopfn/shopfn/proto/shopfn/catalog/v1"
+	commonv1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
+	inventoryv1 "github.com/shopfn/shopfn/proto/shopfn/inventory/v1"
+	orderv1 "github.com/shopfn/shopfn/proto/shopfn/order/v1"
+	paymentv1 "github.com/shopfn/shopfn/proto/shopfn/payment/v1"
+	"github.com/shopfn/shopfn/shared/apperr"
+	"github.com/shopfn/shopfn/shared/auth"
+	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/outbox"
+)
+
+// system is the order service with the real catalog, inventory and payment
+// services on loopback, sharing one data directory (and so one dev key).
+type system struct {
+	dir       string
+	signer    *auth.Signer
+	addrs     map[string]string
+	stops     map[string]func()
+	orderCfg  order.Config
+	orders    orderv1.OrderServiceClient
+	catalog   catalogv1.CatalogServiceClient
+	inventory inventoryv1.InventoryServiceClient
+	payment   paymentv1.PaymentServiceClient
+}
+
+// serveOn runs a service on a new loopback listener until stop.
+func serveOn(t *testing.T, run func(context.Context, net.Listener) error) (addr string, stop func()) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, lis) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("service on %s stopped with %v", lis.Addr(), err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return lis.Addr().String(), stop
+}
+
+func conn(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func startSystem(t *testing.T, tune func(*order.Config)) *system {
+	t.Helper()
+	s := &system{dir: t.TempDir(), addrs: map[string]string{}, stops: map[string]func(){}}
+	load := func(spec any) {
+		if err := config.Load(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cc catalog.Config
+	load(&cc)
+	cc.DataDir = s.dir
+	s.addrs["catalog"], s.stops["catalog"] = serveOn(t, func(ctx context.Context, l net.Listener) error { return catalog.Run(ctx, cc, quiet(), l) })
+	var ic inventory.Config
+	load(&ic)
+	ic.DataDir = s.dir
+	s.addrs["inventory"], s.stops["inventory"] = serveOn(t, func(ctx context.Context, l net.Listener) error { return inventory.Run(ctx, ic, quiet(), l) })
+	var pc payment.Config
+	load(&pc)
+	pc.DataDir = s.dir
+	s.addrs["payment"], s.stops["payment"] = serveOn(t, func(ctx context.Context, l net.Listener) error { return payment.Run(ctx, pc, quiet(), l) })
+
+	load(&s.orderCfg)
+	s.orderCfg.DataDir = s.dir
+	s.orderCfg.CatalogAddr, s.orderCfg.InventoryAddr, s.orderCfg.PaymentAddr = s.addrs["catalog"], s.addrs["inventory"], s.addrs["payment"]
+	s.orderCfg.StepTimeout = 2 * time.Second
+	if tune != nil {
+		tune(&s.orderCfg)
+	}
+	s.startOrder(t)
+
+	keys, err := auth.LoadKeys(auth.Config{DevKey: true}, s.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.signer = auth.NewSigner(keys.Private(), s.orderCfg.Issuer, s.orderCfg.Audience, time.Hour)
+	s.catalog = catalogv1.NewCatalogServiceClient(conn(t, s.addrs["catalog"]))
+	s.inventory = inventoryv1.NewInventoryServiceClient(conn(t, s.addrs["inventory"]))
+	s.payment = paymentv1.NewPaymentServiceClient(conn(t, s.addrs["payment"]))
+	return s
+}
+
+// startOrder (re)starts the order service on the system's data directory.
+func (s *system) startOrder(t *testing.T) {
+	t.Helper()
+	cfg := s.orderCfg
+	s.addrs["order"], s.stops["order"] = serveOn(t, func(ctx context.Context, l net.Listener) error { return order.Run(ctx, cfg, quiet(), l) })
+	s.orders = orderv1.NewOrderServiceClient(conn(t, s.addrs["order"]))
+}
+
+func (s *system) as(t *testing.T, subject string, role auth.Role) context.Context {
+	t.Helper()
+	tok, _, err := s.signer.Issue(auth.Principal{Subject: subject, Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auth.WithBearer(context.Background(), tok)
+}
+
+func (s *system) admin(t *testing.T) context.Context { return s.as(t, "usr_admin", auth.RoleAdmin) }
+
+// product creates an active product with stock and returns its id.
+func (s *system) product(t *testing.T, sku string, price int64, currency string, stock int64) string {
+	t.Helper()
+	resp, err := s.catalog.CreateProduct(s.admin(t), &catalogv1.CreateProductRequest{Product: &catalogv1.ProductDraft{
+		Sku: sku, Name: "Product " + sku, Category: "test", Active: true,
+		Price: &commonv1.Money{CurrencyCode: currency, AmountMinor: price},
+	}})
+	if err != nil {
+		t.Fatalf("CreateProduct(%s) = %v", sku, err)
+	}
+	if _, err := s.inventory.SetStock(s.admin(t), &inventoryv1.SetStockRequest{Sku: sku, OnHand: stock}); err != nil {
+		t.Fatalf("SetStock(%s) = %v", sku, err)
+	}
+	return resp.GetProduct().GetId()
+}
+
+func (s *system) stock(t *testing.T, sku string) *inventoryv1.Stock {
+	t.Helper()
+	resp, err := s.inventory.GetStock(context.Background(), &inventoryv1.GetStockRequest{Sku: sku})
+	if err != nil {
+		t.Fatalf("GetStock(%s) = %v", sku, err)
+	}
+	return resp.GetStock()
+}
+
+// paymentOf returns the order's payment, or nil if none was recorded.
+func (s *system) paymentOf(t *testing.T, orderID string) *paymentv1.Payment {
+	t.Helper()
+	resp, err := s.payment.GetPayment(s.admin(t), &paymentv1.GetPaymentRequest{OrderId: orderID})
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("GetPayment(%s) = %v", orderID, err)
+	}
+	return resp.GetPayment()
+}
+
+// events returns the order service's outbox rows.
+func (s *system) events(t *testing.T) []outbox.Row {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(s.dir, "order.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := outbox.All(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func (s *system) orderCount(t *testing.T) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(s.dir, "order.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM orders").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func address() *commonv1.Address {
+	return &commonv1.Address{Name: "Zoë Ñandú", Line1: "1 Rue de la Paix", City: "Paris", PostalCode: "75002", CountryCode: "FR"}
+}
+
+func request(key, token string, lines ...*orderv1.LineItem) *orderv1.CreateOrderRequest {
+	return &orderv1.CreateOrderRequest{IdempotencyKey: key, Lines: lines, ShippingAddress: address(), PaymentToken: token}
+}
+
+func line(productID string, qty int32) *orderv1.LineItem {
+	return &orderv1.LineItem{ProductId: productID, Quantity: qty}
+}
+
+func wantErr(t *testing.T, err error, code codes.Code, reason string) {
+	t.Helper()
+	if status.Code(err) != code || apperr.Reason(err) != reason {
+		t.Fatalf("error = %v (reason %q), want %v with reason %q", err, apperr.Reason(err), code, reason)
+	}
+}
