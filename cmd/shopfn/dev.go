@@ -16,7 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shopfn/shopfn/functions/inventory"
 	"github.com/shopfn/shopfn/functions/order"
+	"github.com/shopfn/shopfn/functions/payment"
+	"github.com/shopfn/shopfn/functions/support"
 	"github.com/shopfn/shopfn/functions/user"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/telemetry"
@@ -55,7 +58,10 @@ func (o devOptions) useAddr(addr *string, name string) {
 func deployables() []deployable {
 	return []deployable{
 		{name: user.Name, kind: "grpc", port: 9001, run: runUser},
+		{name: inventory.Name, kind: "grpc", port: 9003, run: runInventoryDev},
+		{name: payment.Name, kind: "grpc", port: 9004, run: runPaymentDev},
 		{name: order.Name, kind: "grpc", port: 9005, run: runOrderDev},
+		{name: support.Name, kind: "grpc", port: 9006, run: runSupportDev},
 	}
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -24,7 +26,7 @@ flags or SHOPFN_<SERVICE>_ADDR environment variables.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCmd(), newUserCmd(), newOrderCmd(), newKeysCmd())
+	root.AddCommand(newDevCmd(), newUserCmd(), newInventoryCmd(), newPaymentCmd(), newOrderCmd(), newSupportCmd(), newKeysCmd())
 	return root
 }
 
@@ -39,6 +41,12 @@ func explain(err error) string {
 	fmt.Fprintf(&b, "%s: %s", st.Code(), st.Message())
 	if r := apperr.Reason(err); r != "" && !strings.Contains(st.Message(), r) {
 		fmt.Fprintf(&b, " [%s]", r)
+	}
+	if md := apperr.Metadata(err); len(md) > 0 {
+		keys := slices.Sorted(maps.Keys(md))
+		for _, k := range keys {
+			fmt.Fprintf(&b, " %s=%s", k, md[k])
+		}
 	}
 	if st.Code() == codes.Unavailable {
 		b.WriteString(" (is `shopfn dev` running? see --addr)")

@@ -46,6 +46,13 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+func TestMetadataTravels(t *testing.T) {
+	st, _ := apperr.Status(errTaken.With("email", "a@b.c"))
+	if got := apperr.Metadata(st.Err()); got["email"] != "a@b.c" {
+		t.Errorf("Metadata = %v, want email a@b.c", got)
+	}
+}
+
 func TestIsMatchesDerivedErrors(t *testing.T) {
 	derived := errTaken.With("email", "a@b.c").Wrap(errors.New("cause"))
 	if !errors.Is(fmt.Errorf("x: %w", derived), errTaken) {

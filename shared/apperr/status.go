@@ -52,6 +52,21 @@ func Reason(err error) string {
 	return ""
 }
 
+// Metadata returns the ErrorInfo metadata of a status error received from
+// a shopfn service (e.g. "retry_after_ms", "sku"), or nil.
+func Metadata(err error) map[string]string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetMetadata()
+		}
+	}
+	return nil
+}
+
 // FieldViolations returns the BadRequest field violations of a status error
 // received from a shopfn service.
 func FieldViolations(err error) []FieldViolation {

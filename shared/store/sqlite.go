@@ -142,8 +142,18 @@ func apply(ctx context.Context, db *sql.DB, set string, version int, body string
 }
 
 // InTx runs fn in a transaction (BEGIN IMMEDIATE), committing if fn returns
-// nil and rolling back otherwise.
+// nil and rolling back otherwise. When ctx ends during the transaction, the
+// error is ctx's (database/sql would report a bare "transaction done",
+// which says nothing to a client).
 func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	err := inTx(ctx, db, fn)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

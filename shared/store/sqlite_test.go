@@ -200,3 +200,21 @@ func TestSetsAreIndependent(t *testing.T) {
 		t.Errorf("tables = %d, want 4", n)
 	}
 }
+
+func TestInTxReportsTheContext(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "s.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	err := store.InTx(ctx, db, func(tx *sql.Tx) error {
+		cancel()
+		_, err := tx.ExecContext(ctx, "INSERT INTO items VALUES ('x', 1)")
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("InTx with its context cancelled midway = %v, want context.Canceled", err)
+	}
+	var n int
+	db.QueryRow("SELECT count(*) FROM items").Scan(&n)
+	if n != 0 {
+		t.Errorf("rows after a cancelled transaction = %d, want 0", n)
+	}
+}

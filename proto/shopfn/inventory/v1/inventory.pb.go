@@ -232,7 +232,8 @@ type Reservation struct {
 	Lines []*Line `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
 	// Where the reservation is in its life.
 	State ReservationState `protobuf:"varint,3,opt,name=state,proto3,enum=shopfn.inventory.v1.ReservationState" json:"state,omitempty"`
-	// When an uncommitted reservation is released.
+	// When an uncommitted reservation expires: from just after this instant
+	// it can no longer be committed.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// When it was made.
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`

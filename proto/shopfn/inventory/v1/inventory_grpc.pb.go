@@ -35,22 +35,76 @@ const (
 //
 // InventoryService owns stock per SKU and the reservations orders hold on it.
 // It never oversells: available = on_hand - reserved is never negative.
+//
+// Every method is safe to retry. Errors carry a google.rpc.ErrorInfo whose
+// reason is listed below for each method.
+//
+// A reservation has expired once the current time is past its expire_time,
+// whether or not ReleaseExpired has run yet. The units of an expired
+// reservation stay counted in `reserved` until something releases them:
+// ReleaseExpired (on a schedule), any call that touches the reservation, or
+// a Reserve or SetStock that would otherwise fail for lack of units (they
+// release expired reservations holding the SKU first). A released expired
+// reservation is in state EXPIRED.
+//
+// When a change makes a SKU's available units fall from above the service's
+// low-stock threshold to at or below it, the same transaction records one
+// "inventory.low_stock" event (shopfn.events.v1.LowStock, ordering key the
+// SKU). A further drop while below does not record another; rising above
+// and falling again does.
 type InventoryServiceClient interface {
-	// SetStock sets the units on hand for a SKU. Admin. Idempotent.
+	// SetStock sets the units on hand for a SKU, creating its stock record if
+	// needed. Admin. Idempotent.
+	//
+	// Errors: FailedPrecondition/INSUFFICIENT_STOCK when on_hand is below the
+	// units currently reserved (metadata "sku", "reserved"); on_hand is left
+	// as it was.
 	SetStock(ctx context.Context, in *SetStockRequest, opts ...grpc.CallOption) (*SetStockResponse, error)
 	// GetStock returns the stock of one SKU. Public.
+	//
+	// Errors: NotFound/SKU_NOT_FOUND (metadata "sku").
 	GetStock(ctx context.Context, in *GetStockRequest, opts ...grpc.CallOption) (*GetStockResponse, error)
-	// Reserve holds units for an order, all lines or none. Internal.
-	// Idempotent per order_id: a retry returns the same reservation.
+	// Reserve holds units for an order, all lines or none, in one
+	// transaction. Internal.
+	//
+	// Idempotent per order_id: a retry with the same lines (in any order)
+	// returns the reservation the first call made, in its current state; it
+	// never reserves again, even if the reservation was since released,
+	// expired or committed.
+	//
+	// Errors, each reserving nothing at all (only the release of expired
+	// reservations described above may have happened):
+	// InvalidArgument/INVALID_ARGUMENT for a SKU named in two lines;
+	// NotFound/SKU_NOT_FOUND for a SKU with no stock record (metadata "sku");
+	// FailedPrecondition/INSUFFICIENT_STOCK when a line asks for more than is
+	// available (metadata "sku", "requested", "available");
+	// AlreadyExists/IDEMPOTENCY_KEY_REUSED when order_id already holds a
+	// reservation with different lines (metadata "order_id").
 	Reserve(ctx context.Context, in *ReserveRequest, opts ...grpc.CallOption) (*ReserveResponse, error)
-	// Commit turns an order's reservation into a sale (units leave on_hand).
-	// Internal. Idempotent.
+	// Commit turns an order's reservation into a sale: on_hand and reserved
+	// both drop by each line's quantity. Internal. Idempotent: committing a
+	// committed reservation returns it unchanged.
+	//
+	// Errors: NotFound/RESERVATION_NOT_FOUND when the order never reserved;
+	// FailedPrecondition/RESERVATION_EXPIRED when the reservation has expired
+	// (its units are released by the same call if they were still held);
+	// FailedPrecondition/RESERVATION_NOT_FOUND when it was released (metadata
+	// "state": "RESERVATION_STATE_RELEASED"): nothing is held to commit.
 	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error)
-	// Release gives an order's reserved units back. Internal. Idempotent; a
-	// release of a committed reservation restocks the units.
+	// Release gives an order's units back. Internal. Idempotent.
+	//
+	// A reserved reservation becomes RELEASED (EXPIRED if it had already
+	// expired) and its units available again. A committed one is restocked:
+	// its units return to on_hand and it becomes RELEASED (the compensation of
+	// a sale). A released or expired one is returned unchanged. An order with
+	// no reservation is a successful no-op with no reservation in the
+	// response, so a compensating step may call Release without knowing
+	// whether Reserve ever ran.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
-	// ReleaseExpired releases every reservation past its expire_time.
-	// Internal; called by a schedule. Idempotent.
+	// ReleaseExpired releases up to limit reservations past their
+	// expire_time, oldest first, and marks them EXPIRED. Internal; called on a
+	// schedule. Idempotent. A response with released equal to the limit may
+	// mean more are left: call again.
 	ReleaseExpired(ctx context.Context, in *ReleaseExpiredRequest, opts ...grpc.CallOption) (*ReleaseExpiredResponse, error)
 }
 
@@ -128,22 +182,76 @@ func (c *inventoryServiceClient) ReleaseExpired(ctx context.Context, in *Release
 //
 // InventoryService owns stock per SKU and the reservations orders hold on it.
 // It never oversells: available = on_hand - reserved is never negative.
+//
+// Every method is safe to retry. Errors carry a google.rpc.ErrorInfo whose
+// reason is listed below for each method.
+//
+// A reservation has expired once the current time is past its expire_time,
+// whether or not ReleaseExpired has run yet. The units of an expired
+// reservation stay counted in `reserved` until something releases them:
+// ReleaseExpired (on a schedule), any call that touches the reservation, or
+// a Reserve or SetStock that would otherwise fail for lack of units (they
+// release expired reservations holding the SKU first). A released expired
+// reservation is in state EXPIRED.
+//
+// When a change makes a SKU's available units fall from above the service's
+// low-stock threshold to at or below it, the same transaction records one
+// "inventory.low_stock" event (shopfn.events.v1.LowStock, ordering key the
+// SKU). A further drop while below does not record another; rising above
+// and falling again does.
 type InventoryServiceServer interface {
-	// SetStock sets the units on hand for a SKU. Admin. Idempotent.
+	// SetStock sets the units on hand for a SKU, creating its stock record if
+	// needed. Admin. Idempotent.
+	//
+	// Errors: FailedPrecondition/INSUFFICIENT_STOCK when on_hand is below the
+	// units currently reserved (metadata "sku", "reserved"); on_hand is left
+	// as it was.
 	SetStock(context.Context, *SetStockRequest) (*SetStockResponse, error)
 	// GetStock returns the stock of one SKU. Public.
+	//
+	// Errors: NotFound/SKU_NOT_FOUND (metadata "sku").
 	GetStock(context.Context, *GetStockRequest) (*GetStockResponse, error)
-	// Reserve holds units for an order, all lines or none. Internal.
-	// Idempotent per order_id: a retry returns the same reservation.
+	// Reserve holds units for an order, all lines or none, in one
+	// transaction. Internal.
+	//
+	// Idempotent per order_id: a retry with the same lines (in any order)
+	// returns the reservation the first call made, in its current state; it
+	// never reserves again, even if the reservation was since released,
+	// expired or committed.
+	//
+	// Errors, each reserving nothing at all (only the release of expired
+	// reservations described above may have happened):
+	// InvalidArgument/INVALID_ARGUMENT for a SKU named in two lines;
+	// NotFound/SKU_NOT_FOUND for a SKU with no stock record (metadata "sku");
+	// FailedPrecondition/INSUFFICIENT_STOCK when a line asks for more than is
+	// available (metadata "sku", "requested", "available");
+	// AlreadyExists/IDEMPOTENCY_KEY_REUSED when order_id already holds a
+	// reservation with different lines (metadata "order_id").
 	Reserve(context.Context, *ReserveRequest) (*ReserveResponse, error)
-	// Commit turns an order's reservation into a sale (units leave on_hand).
-	// Internal. Idempotent.
+	// Commit turns an order's reservation into a sale: on_hand and reserved
+	// both drop by each line's quantity. Internal. Idempotent: committing a
+	// committed reservation returns it unchanged.
+	//
+	// Errors: NotFound/RESERVATION_NOT_FOUND when the order never reserved;
+	// FailedPrecondition/RESERVATION_EXPIRED when the reservation has expired
+	// (its units are released by the same call if they were still held);
+	// FailedPrecondition/RESERVATION_NOT_FOUND when it was released (metadata
+	// "state": "RESERVATION_STATE_RELEASED"): nothing is held to commit.
 	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
-	// Release gives an order's reserved units back. Internal. Idempotent; a
-	// release of a committed reservation restocks the units.
+	// Release gives an order's units back. Internal. Idempotent.
+	//
+	// A reserved reservation becomes RELEASED (EXPIRED if it had already
+	// expired) and its units available again. A committed one is restocked:
+	// its units return to on_hand and it becomes RELEASED (the compensation of
+	// a sale). A released or expired one is returned unchanged. An order with
+	// no reservation is a successful no-op with no reservation in the
+	// response, so a compensating step may call Release without knowing
+	// whether Reserve ever ran.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
-	// ReleaseExpired releases every reservation past its expire_time.
-	// Internal; called by a schedule. Idempotent.
+	// ReleaseExpired releases up to limit reservations past their
+	// expire_time, oldest first, and marks them EXPIRED. Internal; called on a
+	// schedule. Idempotent. A response with released equal to the limit may
+	// mean more are left: call again.
 	ReleaseExpired(context.Context, *ReleaseExpiredRequest) (*ReleaseExpiredResponse, error)
 	mustEmbedUnimplementedInventoryServiceServer()
 }

@@ -115,7 +115,10 @@ type Payment struct {
 	// When the payment was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The amount Authorize asked for; equal to authorized unless the
+	// processor declined (then authorized is zero).
+	Amount        *v1.Money `protobuf:"bytes,12,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +226,13 @@ func (x *Payment) GetCreateTime() *timestamppb.Timestamp {
 func (x *Payment) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Payment) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
 	}
 	return nil
 }
@@ -342,7 +352,8 @@ type CaptureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The order whose authorization to capture.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// How much to capture; unset captures the whole authorization.
+	// How much to capture, in the authorization's currency, more than zero;
+	// unset captures the whole authorization.
 	Amount        *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -626,7 +637,7 @@ var File_shopfn_payment_v1_payment_proto protoreflect.FileDescriptor
 
 const file_shopfn_payment_v1_payment_proto_rawDesc = "" +
 	"\n" +
-	"\x1fshopfn/payment/v1/payment.proto\x12\x11shopfn.payment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x17validate/validate.proto\"\xe9\x03\n" +
+	"\x1fshopfn/payment/v1/payment.proto\x12\x11shopfn.payment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x17validate/validate.proto\"\x9a\x04\n" +
 	"\aPayment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x125\n" +
@@ -645,7 +656,8 @@ const file_shopfn_payment_v1_payment_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xa4\x01\n" +
+	"updateTime\x12/\n" +
+	"\x06amount\x18\f \x01(\v2\x17.shopfn.common.v1.MoneyR\x06amount\"\xa4\x01\n" +
 	"\x10AuthorizeRequest\x12$\n" +
 	"\border_id\x18\x01 \x01(\tB\t\xfaB\x06r\x04\x10\x01\x18@R\aorderId\x129\n" +
 	"\x06amount\x18\x02 \x01(\v2\x17.shopfn.common.v1.MoneyB\b\xfaB\x05\x8a\x01\x02\x10\x01R\x06amount\x12/\n" +
@@ -715,25 +727,26 @@ var file_shopfn_payment_v1_payment_proto_depIdxs = []int32{
 	10, // 3: shopfn.payment.v1.Payment.refunded:type_name -> shopfn.common.v1.Money
 	11, // 4: shopfn.payment.v1.Payment.create_time:type_name -> google.protobuf.Timestamp
 	11, // 5: shopfn.payment.v1.Payment.update_time:type_name -> google.protobuf.Timestamp
-	10, // 6: shopfn.payment.v1.AuthorizeRequest.amount:type_name -> shopfn.common.v1.Money
-	1,  // 7: shopfn.payment.v1.AuthorizeResponse.payment:type_name -> shopfn.payment.v1.Payment
-	10, // 8: shopfn.payment.v1.CaptureRequest.amount:type_name -> shopfn.common.v1.Money
-	1,  // 9: shopfn.payment.v1.CaptureResponse.payment:type_name -> shopfn.payment.v1.Payment
-	1,  // 10: shopfn.payment.v1.RefundResponse.payment:type_name -> shopfn.payment.v1.Payment
-	1,  // 11: shopfn.payment.v1.GetPaymentResponse.payment:type_name -> shopfn.payment.v1.Payment
-	2,  // 12: shopfn.payment.v1.PaymentService.Authorize:input_type -> shopfn.payment.v1.AuthorizeRequest
-	4,  // 13: shopfn.payment.v1.PaymentService.Capture:input_type -> shopfn.payment.v1.CaptureRequest
-	6,  // 14: shopfn.payment.v1.PaymentService.Refund:input_type -> shopfn.payment.v1.RefundRequest
-	8,  // 15: shopfn.payment.v1.PaymentService.GetPayment:input_type -> shopfn.payment.v1.GetPaymentRequest
-	3,  // 16: shopfn.payment.v1.PaymentService.Authorize:output_type -> shopfn.payment.v1.AuthorizeResponse
-	5,  // 17: shopfn.payment.v1.PaymentService.Capture:output_type -> shopfn.payment.v1.CaptureResponse
-	7,  // 18: shopfn.payment.v1.PaymentService.Refund:output_type -> shopfn.payment.v1.RefundResponse
-	9,  // 19: shopfn.payment.v1.PaymentService.GetPayment:output_type -> shopfn.payment.v1.GetPaymentResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	10, // 6: shopfn.payment.v1.Payment.amount:type_name -> shopfn.common.v1.Money
+	10, // 7: shopfn.payment.v1.AuthorizeRequest.amount:type_name -> shopfn.common.v1.Money
+	1,  // 8: shopfn.payment.v1.AuthorizeResponse.payment:type_name -> shopfn.payment.v1.Payment
+	10, // 9: shopfn.payment.v1.CaptureRequest.amount:type_name -> shopfn.common.v1.Money
+	1,  // 10: shopfn.payment.v1.CaptureResponse.payment:type_name -> shopfn.payment.v1.Payment
+	1,  // 11: shopfn.payment.v1.RefundResponse.payment:type_name -> shopfn.payment.v1.Payment
+	1,  // 12: shopfn.payment.v1.GetPaymentResponse.payment:type_name -> shopfn.payment.v1.Payment
+	2,  // 13: shopfn.payment.v1.PaymentService.Authorize:input_type -> shopfn.payment.v1.AuthorizeRequest
+	4,  // 14: shopfn.payment.v1.PaymentService.Capture:input_type -> shopfn.payment.v1.CaptureRequest
+	6,  // 15: shopfn.payment.v1.PaymentService.Refund:input_type -> shopfn.payment.v1.RefundRequest
+	8,  // 16: shopfn.payment.v1.PaymentService.GetPayment:input_type -> shopfn.payment.v1.GetPaymentRequest
+	3,  // 17: shopfn.payment.v1.PaymentService.Authorize:output_type -> shopfn.payment.v1.AuthorizeResponse
+	5,  // 18: shopfn.payment.v1.PaymentService.Capture:output_type -> shopfn.payment.v1.CaptureResponse
+	7,  // 19: shopfn.payment.v1.PaymentService.Refund:output_type -> shopfn.payment.v1.RefundResponse
+	9,  // 20: shopfn.payment.v1.PaymentService.GetPayment:output_type -> shopfn.payment.v1.GetPaymentResponse
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_shopfn_payment_v1_payment_proto_init() }

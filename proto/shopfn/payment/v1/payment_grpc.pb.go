@@ -32,18 +32,28 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // PaymentService authorizes, captures and refunds one payment per order.
-// The processor is simulated; its test tokens are documented in the README.
-// No card data is stored beyond the token and display hints.
+// The processor is simulated; its test tokens are documented in
+// functions/payment/README.md. No card data is stored beyond the token and
+// display hints.
 type PaymentServiceClient interface {
 	// Authorize holds amount on the payment method. Internal. Idempotent per
-	// order_id: a retry returns the same payment; the same order with another
-	// amount or token fails with PAYMENT_MISMATCH.
+	// order_id: a retry with the same amount and token returns the same
+	// payment without asking the processor again (a declined one fails again
+	// with the same PAYMENT_DECLINED); the same order with another amount or
+	// token fails with ALREADY_EXISTS / PAYMENT_MISMATCH. A decline is
+	// FAILED_PRECONDITION / PAYMENT_DECLINED with metadata "decline_code"; a
+	// processor outage is UNAVAILABLE / PROCESSOR_UNAVAILABLE (retry); an
+	// unknown token is INVALID_ARGUMENT on payment_token.
 	Authorize(ctx context.Context, in *AuthorizeRequest, opts ...grpc.CallOption) (*AuthorizeResponse, error)
-	// Capture takes the authorized money (never more than authorized).
-	// Internal. Idempotent per order_id.
+	// Capture takes the authorized money (never more than authorized; a
+	// partial capture releases the rest). Internal. Idempotent per order_id:
+	// capturing a captured payment again without an amount, or with the
+	// captured amount, returns it.
 	Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (*CaptureResponse, error)
 	// Refund gives captured money back, or voids an uncaptured
-	// authorization. Internal. Idempotent per order_id.
+	// authorization. Internal. Idempotent per order_id. Safe to call blindly
+	// as a compensation: for an order never authorized (or declined) it
+	// changes nothing and returns no payment.
 	Refund(ctx context.Context, in *RefundRequest, opts ...grpc.CallOption) (*RefundResponse, error)
 	// GetPayment returns the payment of an order. Admin.
 	GetPayment(ctx context.Context, in *GetPaymentRequest, opts ...grpc.CallOption) (*GetPaymentResponse, error)
@@ -102,18 +112,28 @@ func (c *paymentServiceClient) GetPayment(ctx context.Context, in *GetPaymentReq
 // for forward compatibility.
 //
 // PaymentService authorizes, captures and refunds one payment per order.
-// The processor is simulated; its test tokens are documented in the README.
-// No card data is stored beyond the token and display hints.
+// The processor is simulated; its test tokens are documented in
+// functions/payment/README.md. No card data is stored beyond the token and
+// display hints.
 type PaymentServiceServer interface {
 	// Authorize holds amount on the payment method. Internal. Idempotent per
-	// order_id: a retry returns the same payment; the same order with another
-	// amount or token fails with PAYMENT_MISMATCH.
+	// order_id: a retry with the same amount and token returns the same
+	// payment without asking the processor again (a declined one fails again
+	// with the same PAYMENT_DECLINED); the same order with another amount or
+	// token fails with ALREADY_EXISTS / PAYMENT_MISMATCH. A decline is
+	// FAILED_PRECONDITION / PAYMENT_DECLINED with metadata "decline_code"; a
+	// processor outage is UNAVAILABLE / PROCESSOR_UNAVAILABLE (retry); an
+	// unknown token is INVALID_ARGUMENT on payment_token.
 	Authorize(context.Context, *AuthorizeRequest) (*AuthorizeResponse, error)
-	// Capture takes the authorized money (never more than authorized).
-	// Internal. Idempotent per order_id.
+	// Capture takes the authorized money (never more than authorized; a
+	// partial capture releases the rest). Internal. Idempotent per order_id:
+	// capturing a captured payment again without an amount, or with the
+	// captured amount, returns it.
 	Capture(context.Context, *CaptureRequest) (*CaptureResponse, error)
 	// Refund gives captured money back, or voids an uncaptured
-	// authorization. Internal. Idempotent per order_id.
+	// authorization. Internal. Idempotent per order_id. Safe to call blindly
+	// as a compensation: for an order never authorized (or declined) it
+	// changes nothing and returns no payment.
 	Refund(context.Context, *RefundRequest) (*RefundResponse, error)
 	// GetPayment returns the payment of an order. Admin.
 	GetPayment(context.Context, *GetPaymentRequest) (*GetPaymentResponse, error)

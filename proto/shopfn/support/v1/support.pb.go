@@ -118,7 +118,13 @@ type JoinRoom struct {
 	// "order:<order id>" or "ticket:<ticket id>".
 	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
 	// Messages of history to replay after joining; 0 means 50, at most 200.
-	History       int32 `protobuf:"varint,2,opt,name=history,proto3" json:"history,omitempty"`
+	// Ignored when after_seq is set.
+	History int32 `protobuf:"varint,2,opt,name=history,proto3" json:"history,omitempty"`
+	// Resume after a reconnect: the seq of the last message this client saw.
+	// The server then sends every message with a higher seq (stored ones
+	// first, then live), with no gap and no duplicate. 0 means not resuming:
+	// replay the recent history instead.
+	AfterSeq      int64 `protobuf:"varint,3,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -167,12 +173,21 @@ func (x *JoinRoom) GetHistory() int32 {
 	return 0
 }
 
+func (x *JoinRoom) GetAfterSeq() int64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
 // PostMessage posts text to the joined room.
 type PostMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The text: 1 to 2,000 characters.
 	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
-	// Client-chosen id so a resent message is stored once.
+	// Client-chosen id so a resent message is stored once: a post repeating
+	// the author's client_message_id in the room stores and delivers nothing
+	// new (the first one is in the room's sequence, with this id).
 	ClientMessageId string `protobuf:"bytes,2,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -313,7 +328,10 @@ func (*ChatResponse_Message) isChatResponse_Kind() {}
 type Joined struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The room joined.
-	RoomId        string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	// The room's highest seq when joining (0 for a new room): messages up to
+	// it are history, later ones live.
+	LastSeq       int64 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,6 +373,13 @@ func (x *Joined) GetRoomId() string {
 	return ""
 }
 
+func (x *Joined) GetLastSeq() int64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
 // ChatMessage is one stored message of a room.
 type ChatMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -373,9 +398,12 @@ type ChatMessage struct {
 	// The text as posted.
 	Text string `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
 	// When it was stored.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The author's client_message_id, if one was given, so a client can
+	// match its own posts (and know not to resend them after a reconnect).
+	ClientMessageId string `protobuf:"bytes,9,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ChatMessage) Reset() {
@@ -462,6 +490,13 @@ func (x *ChatMessage) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *ChatMessage) GetClientMessageId() string {
+	if x != nil {
+		return x.ClientMessageId
+	}
+	return ""
 }
 
 // HistoryRequest is the input of History.
@@ -591,11 +626,12 @@ const file_shopfn_support_v1_support_proto_rawDesc = "" +
 	"\vChatRequest\x121\n" +
 	"\x04join\x18\x01 \x01(\v2\x1b.shopfn.support.v1.JoinRoomH\x00R\x04join\x124\n" +
 	"\x04post\x18\x02 \x01(\v2\x1e.shopfn.support.v1.PostMessageH\x00R\x04postB\v\n" +
-	"\x04kind\x12\x03\xf8B\x01\"v\n" +
+	"\x04kind\x12\x03\xf8B\x01\"\x9c\x01\n" +
 	"\bJoinRoom\x12D\n" +
 	"\aroom_id\x18\x01 \x01(\tB+\xfaB(r&2$^(order|ticket):[A-Za-z0-9_-]{1,64}$R\x06roomId\x12$\n" +
 	"\ahistory\x18\x02 \x01(\x05B\n" +
-	"\xfaB\a\x1a\x05\x18\xc8\x01(\x00R\ahistory\"b\n" +
+	"\xfaB\a\x1a\x05\x18\xc8\x01(\x00R\ahistory\x12$\n" +
+	"\tafter_seq\x18\x03 \x01(\x03B\a\xfaB\x04\"\x02(\x00R\bafterSeq\"b\n" +
 	"\vPostMessage\x12\x1e\n" +
 	"\x04text\x18\x01 \x01(\tB\n" +
 	"\xfaB\ar\x05\x10\x01\x18\xd0\x0fR\x04text\x123\n" +
@@ -603,9 +639,10 @@ const file_shopfn_support_v1_support_proto_rawDesc = "" +
 	"\fChatResponse\x123\n" +
 	"\x06joined\x18\x01 \x01(\v2\x19.shopfn.support.v1.JoinedH\x00R\x06joined\x12:\n" +
 	"\amessage\x18\x02 \x01(\v2\x1e.shopfn.support.v1.ChatMessageH\x00R\amessageB\x06\n" +
-	"\x04kind\"!\n" +
+	"\x04kind\"<\n" +
 	"\x06Joined\x12\x17\n" +
-	"\aroom_id\x18\x01 \x01(\tR\x06roomId\"\xf6\x01\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x19\n" +
+	"\blast_seq\x18\x02 \x01(\x03R\alastSeq\"\xa2\x02\n" +
 	"\vChatMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\aroom_id\x18\x02 \x01(\tR\x06roomId\x12\x10\n" +
@@ -617,7 +654,8 @@ const file_shopfn_support_v1_support_proto_rawDesc = "" +
 	"from_agent\x18\x06 \x01(\bR\tfromAgent\x12\x12\n" +
 	"\x04text\x18\a \x01(\tR\x04text\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xa5\x01\n" +
+	"createTime\x12*\n" +
+	"\x11client_message_id\x18\t \x01(\tR\x0fclientMessageId\"\xa5\x01\n" +
 	"\x0eHistoryRequest\x12D\n" +
 	"\aroom_id\x18\x01 \x01(\tB+\xfaB(r&2$^(order|ticket):[A-Za-z0-9_-]{1,64}$R\x06roomId\x12$\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\a\xfaB\x04\x1a\x02(\x00R\bpageSize\x12'\n" +

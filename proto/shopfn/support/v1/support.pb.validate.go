@@ -278,6 +278,17 @@ func (m *JoinRoom) validate(all bool) error {
 		errors = append(errors, err)
 	}
 
+	if m.GetAfterSeq() < 0 {
+		err := JoinRoomValidationError{
+			field:  "AfterSeq",
+			reason: "value must be greater than or equal to 0",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
 	if len(errors) > 0 {
 		return JoinRoomMultiError(errors)
 	}
@@ -687,6 +698,8 @@ func (m *Joined) validate(all bool) error {
 
 	// no validation rules for RoomId
 
+	// no validation rules for LastSeq
+
 	if len(errors) > 0 {
 		return JoinedMultiError(errors)
 	}
@@ -828,6 +841,8 @@ func (m *ChatMessage) validate(all bool) error {
 			}
 		}
 	}
+
+	// no validation rules for ClientMessageId
 
 	if len(errors) > 0 {
 		return ChatMessageMultiError(errors)

@@ -36,7 +36,10 @@ type SupportServiceClient interface {
 	// messages post to it; the server sends the room's recent history, then
 	// every new message of the room in order. Customers may join only rooms of
 	// their own orders and tickets; admins (agents) any. A receiver that falls
-	// too far behind is disconnected with ResourceExhausted/SLOW_CONSUMER.
+	// too far behind is disconnected with ResourceExhausted/SLOW_CONSUMER;
+	// posting faster than the per-user limit ends the stream with
+	// ResourceExhausted/RATE_LIMITED. Either way the client rejoins with
+	// after_seq and misses nothing.
 	Chat(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChatRequest, ChatResponse], error)
 	// History pages through a room's messages, oldest first. Same access rule
 	// as Chat.
@@ -85,7 +88,10 @@ type SupportServiceServer interface {
 	// messages post to it; the server sends the room's recent history, then
 	// every new message of the room in order. Customers may join only rooms of
 	// their own orders and tickets; admins (agents) any. A receiver that falls
-	// too far behind is disconnected with ResourceExhausted/SLOW_CONSUMER.
+	// too far behind is disconnected with ResourceExhausted/SLOW_CONSUMER;
+	// posting faster than the per-user limit ends the stream with
+	// ResourceExhausted/RATE_LIMITED. Either way the client rejoins with
+	// after_seq and misses nothing.
 	Chat(grpc.BidiStreamingServer[ChatRequest, ChatResponse]) error
 	// History pages through a room's messages, oldest first. Same access rule
 	// as Chat.

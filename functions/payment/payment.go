@@ -1,0 +1,95 @@
+// Package payment is the payment deployable: one payment per order,
+// authorized, captured and refunded through a card processor. The processor
+// is simulated (internal/cardsim); its test tokens are listed in README.md.
+//
+// The same code runs as its own container (functions/payment/cmd),
+// in-process under `shopfn dev`, and in tests: Run takes a listener and
+// stops when its context ends.
+package payment
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/shopfn/shopfn/functions/payment/internal/cardsim"
+	"github.com/shopfn/shopfn/functions/payment/internal/charge"
+	"github.com/shopfn/shopfn/functions/payment/internal/paymentapi"
+	"github.com/shopfn/shopfn/functions/payment/internal/paymentdb"
+	paymentv1 "github.com/shopfn/shopfn/proto/shopfn/payment/v1"
+	"github.com/shopfn/shopfn/shared/auth"
+	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/serve"
+	"github.com/shopfn/shopfn/shared/telemetry"
+)
+
+// Name is the deployable's name.
+const Name = "payment"
+
+// Config is the payment deployable's configuration, read from the
+// environment.
+type Config struct {
+	serve.Platform
+
+	// Database is the SQLite file; empty means payment.db in DataDir.
+	Database string `envconfig:"SHOPFN_PAYMENT_DB"`
+}
+
+// Policy is who may call which method: the order saga moves money, admins
+// look at it.
+func Policy() auth.Policy {
+	return auth.Policy{
+		paymentv1.PaymentService_Authorize_FullMethodName:  auth.Internal,
+		paymentv1.PaymentService_Capture_FullMethodName:    auth.Internal,
+		paymentv1.PaymentService_Refund_FullMethodName:     auth.Internal,
+		paymentv1.PaymentService_GetPayment_FullMethodName: auth.Admin,
+	}
+}
+
+// Main runs the deployable as a container: configuration from the
+// environment, logs on stdout, the listener on $PORT.
+func Main(ctx context.Context) error {
+	var cfg Config
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	return serve.Main(ctx, Name, cfg.Platform, cfg, func(ctx context.Context, log *slog.Logger, lis net.Listener) error {
+		return Run(ctx, cfg, log, lis)
+	})
+}
+
+// Run serves the payment service on lis until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
+	path := cfg.Database
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "payment.db")
+	}
+	// The database opens while the rest starts; calls wait for it.
+	db := paymentdb.Open(ctx, path)
+	defer db.Close()
+
+	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+
+	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	// The simulator keeps its attempt counts in the payment database; a
+	// real processor's adapter would take its place here.
+	svc := charge.NewService(db, cardsim.New(db))
+	srv := serve.New(cfg.Platform.Config, serve.Options{
+		Name:      Name,
+		Logger:    log,
+		Telemetry: tel,
+		Policy:    Policy(),
+		Verifier:  keys.NewVerifier(cfg.Auth),
+		Auth:      cfg.Auth,
+	})
+	paymentv1.RegisterPaymentServiceServer(srv, paymentapi.New(svc))
+	return srv.Serve(ctx, lis, db)
+}

@@ -1,0 +1,136 @@
+// Package support is the support deployable: customer-support chat rooms
+// between customers and agents, one per order ("order:<id>") or ticket
+// ("ticket:<id>").
+//
+// Messages are stored in SQLite (each one in its room's sequence, before
+// anyone receives it) and fanned out in process by supportdb.Hub: one
+// instance owns its SQLite file, so it serves every participant of its
+// rooms. The fan-out sits behind chat.Hub, whose subscribers resume from a
+// seq, so a cloud adapter (Firestore listeners, or Pub/Sub) can spread the
+// participants of a room over many instances without changing the domain.
+//
+// The same code runs as its own container (functions/support/cmd),
+// in-process under `shopfn dev`, and in tests: Run takes a listener and
+// stops when its context ends.
+package support
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"google.golang.org/grpc"
+
+	"github.com/shopfn/shopfn/functions/support/internal/chat"
+	"github.com/shopfn/shopfn/functions/support/internal/clients"
+	"github.com/shopfn/shopfn/functions/support/internal/supportapi"
+	"github.com/shopfn/shopfn/functions/support/internal/supportdb"
+	supportv1 "github.com/shopfn/shopfn/proto/shopfn/support/v1"
+	"github.com/shopfn/shopfn/shared/auth"
+	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/dial"
+	"github.com/shopfn/shopfn/shared/serve"
+	"github.com/shopfn/shopfn/shared/telemetry"
+)
+
+// Name is the deployable's name.
+const Name = "support"
+
+// Config is the support deployable's configuration, read from the
+// environment.
+type Config struct {
+	serve.Platform
+	chat.Limits
+
+	// Database is the SQLite file; empty means support.db in DataDir.
+	Database string `envconfig:"SHOPFN_SUPPORT_DB"`
+	// OrderAddr is the order service, asked whether a customer may join an
+	// order's room: host:port (plaintext) or https://host.
+	OrderAddr string `envconfig:"SHOPFN_ORDER_ADDR" default:"localhost:9005"`
+	// UserAddr is the user service, asked for participants' display names.
+	UserAddr string `envconfig:"SHOPFN_USER_ADDR" default:"localhost:9001"`
+	// OutgoingBuffer is how many of a room's messages may wait for one
+	// participant before it is disconnected as a slow consumer. 256 rides
+	// out a burst in a busy room over a slow mobile link (on top of what the
+	// transport buffers), and costs 2 KiB per participant.
+	OutgoingBuffer int `envconfig:"SHOPFN_SUPPORT_OUTGOING_BUFFER" default:"256"`
+}
+
+// Policy is who may call which method. Both are for signed-in users;
+// the handlers restrict customers to their own rooms.
+func Policy() auth.Policy {
+	return auth.Policy{
+		supportv1.SupportService_Chat_FullMethodName:    auth.Customer,
+		supportv1.SupportService_History_FullMethodName: auth.Customer,
+	}
+}
+
+// Main runs the deployable as a container: configuration from the
+// environment, logs on stdout, the listener on $PORT.
+func Main(ctx context.Context) error {
+	var cfg Config
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	return serve.Main(ctx, Name, cfg.Platform, cfg, func(ctx context.Context, log *slog.Logger, lis net.Listener) error {
+		return Run(ctx, cfg, log, lis)
+	})
+}
+
+// Run serves the support service on lis until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
+	path := cfg.Database
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "support.db")
+	}
+	// The database opens while the rest starts; calls wait for it.
+	db := supportdb.Open(ctx, path)
+	defer db.Close()
+
+	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+
+	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	// The calls carry the end user's own token (see package clients), so
+	// the connections have no credentials of their own.
+	connect := func(addr string, methods []string) (*grpc.ClientConn, error) {
+		cc, err := dial.Dial(addr, dial.Options{
+			Idempotent:     methods,
+			TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagators: tel.Propagator,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		return cc, nil
+	}
+	orderCC, err := connect(cfg.OrderAddr, clients.OrderMethods())
+	if err != nil {
+		return err
+	}
+	defer orderCC.Close()
+	userCC, err := connect(cfg.UserAddr, clients.UserMethods())
+	if err != nil {
+		return err
+	}
+	defer userCC.Close()
+
+	svc := chat.NewService(db, supportdb.NewHub(db, cfg.OutgoingBuffer), clients.NewOrders(orderCC), clients.NewNames(userCC), cfg.Limits)
+	srv := serve.New(cfg.Platform.Config, serve.Options{
+		Name:      Name,
+		Logger:    log,
+		Telemetry: tel,
+		Policy:    Policy(),
+		Verifier:  keys.NewVerifier(cfg.Auth),
+		Auth:      cfg.Auth,
+	})
+	supportv1.RegisterSupportServiceServer(srv, supportapi.New(svc, ctx.Done()))
+	return srv.Serve(ctx, lis, db)
+}
