@@ -20,6 +20,10 @@ func All() []benchkit.Target {
 		User(),
 		UserLogin(),
 		UserNoCache(),
+		SupportHistory(),
+		CatalogGet(), CatalogList(),
+		Inventory(), InventoryReserve(),
+		Payment(), PaymentAuthorize(),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shopfn/shopfn/functions/catalog"
 	"github.com/shopfn/shopfn/functions/inventory"
 	"github.com/shopfn/shopfn/functions/order"
 	"github.com/shopfn/shopfn/functions/payment"
@@ -58,6 +59,7 @@ func (o devOptions) useAddr(addr *string, name string) {
 func deployables() []deployable {
 	return []deployable{
 		{name: user.Name, kind: "grpc", port: 9001, run: runUser},
+		{name: catalog.Name, kind: "grpc", port: 9002, run: runCatalogDev},
 		{name: inventory.Name, kind: "grpc", port: 9003, run: runInventoryDev},
 		{name: payment.Name, kind: "grpc", port: 9004, run: runPaymentDev},
 		{name: order.Name, kind: "grpc", port: 9005, run: runOrderDev},

@@ -666,7 +666,9 @@ type ListProductsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Maximum products per page; 0 means 20, more than 100 means 100.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// next_page_token from the previous page, with the same filters.
+	// next_page_token from the previous page, with the same filters. A token
+	// carries the last product's name (up to 200 characters of any script),
+	// hence the room.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only this category, when set.
 	Category string `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
@@ -1528,7 +1530,7 @@ const file_shopfn_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x13ListProductsRequest\x12$\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\a\xfaB\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\b\xfaB\x05r\x03\x18\x80\x04R\tpageToken\x12#\n" +
+	"page_token\x18\x02 \x01(\tB\b\xfaB\x05r\x03\x18\x80\x10R\tpageToken\x12#\n" +
 	"\bcategory\x18\x03 \x01(\tB\a\xfaB\x04r\x02\x18@R\bcategory\x12/\n" +
 	"\x0fmin_price_minor\x18\x04 \x01(\x03B\a\xfaB\x04\"\x02(\x00R\rminPriceMinor\x12/\n" +
 	"\x0fmax_price_minor\x18\x05 \x01(\x03B\a\xfaB\x04\"\x02(\x00R\rmaxPriceMinor\x129\n" +

@@ -1302,10 +1302,10 @@ func (m *ListProductsRequest) validate(all bool) error {
 		errors = append(errors, err)
 	}
 
-	if utf8.RuneCountInString(m.GetPageToken()) > 512 {
+	if utf8.RuneCountInString(m.GetPageToken()) > 2048 {
 		err := ListProductsRequestValidationError{
 			field:  "PageToken",
-			reason: "value length must be at most 512 runes",
+			reason: "value length must be at most 2048 runes",
 		}
 		if !all {
 			return err

@@ -1,0 +1,142 @@
+// Package catalog is the catalog deployable: products, their prices, search
+// and image uploads.
+//
+// The same code runs as its own container (functions/catalog/cmd), in-process
+// under `shopfn dev`, and in tests: Run takes a listener and stops when its
+// context ends.
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/fileblob" // file:// buckets
+
+	"github.com/shopfn/shopfn/functions/catalog/internal/catalogapi"
+	"github.com/shopfn/shopfn/functions/catalog/internal/catalogdb"
+	"github.com/shopfn/shopfn/functions/catalog/internal/product"
+	catalogv1 "github.com/shopfn/shopfn/proto/shopfn/catalog/v1"
+	"github.com/shopfn/shopfn/shared/auth"
+	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/serve"
+	"github.com/shopfn/shopfn/shared/store"
+	"github.com/shopfn/shopfn/shared/telemetry"
+)
+
+// Name is the deployable's name.
+const Name = "catalog"
+
+// Config is the catalog deployable's configuration, read from the
+// environment.
+type Config struct {
+	serve.Platform
+
+	// Database is the SQLite file; empty means catalog.db in DataDir.
+	Database string `envconfig:"SHOPFN_CATALOG_DB"`
+	// CacheSize is how many products read by id are kept in memory (0:
+	// none). A product is about a kilobyte.
+	CacheSize int `envconfig:"SHOPFN_CATALOG_CACHE_SIZE" default:"10000"`
+	// PageCacheSize is how many listing pages are kept in memory (0: none).
+	// A page of 20 is about 20 KB; any write empties this cache.
+	PageCacheSize int `envconfig:"SHOPFN_CATALOG_PAGE_CACHE_SIZE" default:"256"`
+	// BucketURL is where image originals go (a gocloud.dev/blob URL); empty
+	// means the directory catalog-images in DataDir, created if missing.
+	BucketURL string `envconfig:"SHOPFN_CATALOG_BUCKET"`
+	// MaxImageBytes is the largest image upload accepted (20 MiB).
+	MaxImageBytes int64 `envconfig:"SHOPFN_CATALOG_MAX_IMAGE_BYTES" default:"20971520"`
+}
+
+// Policy is who may call which method.
+func Policy() auth.Policy {
+	return auth.Policy{
+		catalogv1.CatalogService_CreateProduct_FullMethodName:      auth.Admin,
+		catalogv1.CatalogService_GetProduct_FullMethodName:         auth.Public,
+		catalogv1.CatalogService_ListProducts_FullMethodName:       auth.Public,
+		catalogv1.CatalogService_UpdateProduct_FullMethodName:      auth.Admin,
+		catalogv1.CatalogService_BulkImportProducts_FullMethodName: auth.Admin,
+		catalogv1.CatalogService_UploadProductImage_FullMethodName: auth.Admin,
+		catalogv1.CatalogService_SetProductImages_FullMethodName:   auth.Internal,
+	}
+}
+
+// Main runs the deployable as a container: configuration from the
+// environment, logs on stdout, the listener on $PORT.
+func Main(ctx context.Context) error {
+	var cfg Config
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	return serve.Main(ctx, Name, cfg.Platform, cfg, func(ctx context.Context, log *slog.Logger, lis net.Listener) error {
+		return Run(ctx, cfg, log, lis)
+	})
+}
+
+// Run serves the catalog service on lis until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
+	path := cfg.Database
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "catalog.db")
+	}
+	// The database and the bucket open while the rest starts; calls wait
+	// for them.
+	db := catalogdb.Open(ctx, path, cfg.CacheSize, cfg.PageCacheSize)
+	defer db.Close()
+	bucketURL, err := cfg.bucketURL()
+	if err != nil {
+		return err
+	}
+	bucket := store.InBackground(func() (*blob.Bucket, error) {
+		b, err := blob.OpenBucket(ctx, bucketURL)
+		if err != nil {
+			return nil, fmt.Errorf("open image bucket: %w", err)
+		}
+		return b, nil
+	})
+	defer func() {
+		if b, err := bucket.Wait(); err == nil {
+			b.Close()
+		}
+	}()
+
+	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+
+	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	svc := product.NewService(db, bucket, product.ImageConfig{BucketURL: bucketURL, MaxBytes: cfg.MaxImageBytes}, log)
+	srv := serve.New(cfg.Platform.Config, serve.Options{
+		Name:      Name,
+		Logger:    log,
+		Telemetry: tel,
+		Policy:    Policy(),
+		Verifier:  keys.NewVerifier(cfg.Auth),
+		Auth:      cfg.Auth,
+	})
+	catalogv1.RegisterCatalogServiceServer(srv, catalogapi.New(svc))
+	return srv.Serve(ctx, lis, db, bucket)
+}
+
+// bucketURL is the configured bucket, or a file bucket in the data dir
+// (created on open; temporary files next to the objects, since the system
+// temp dir may be on another device and fileblob renames them into place).
+func (c Config) bucketURL() (string, error) {
+	if c.BucketURL != "" {
+		return c.BucketURL, nil
+	}
+	dir, err := filepath.Abs(filepath.Join(c.DataDir, "catalog-images"))
+	if err != nil {
+		return "", fmt.Errorf("bucket directory: %w", err)
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(dir), RawQuery: "create_dir=1&no_tmp_dir=1"}
+	return u.String(), nil
+}

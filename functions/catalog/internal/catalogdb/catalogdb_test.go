@@ -1,0 +1,294 @@
+package catalogdb_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopfn/shopfn/functions/catalog/internal/catalogdb"
+	"github.com/shopfn/shopfn/functions/catalog/internal/product"
+	"github.com/shopfn/shopfn/shared/outbox"
+)
+
+func open(t testing.TB, cacheSize, cachePages int) (*catalogdb.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	s := catalogdb.Open(context.Background(), path, cacheSize, cachePages)
+	t.Cleanup(func() { s.Close() })
+	<-s.Done()
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return s, path
+}
+
+func newProduct(id, sku, name string) product.Product {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return product.Product{
+		ID:       id,
+		Draft:    product.Draft{SKU: sku, Name: name, Category: "kitchen", Price: product.Money{Currency: "EUR", Minor: 100}, Active: true},
+		Revision: 1, Created: now, Updated: now,
+	}
+}
+
+func rename(name string) product.Edit {
+	return func(p *product.Product) (bool, []outbox.Event, error) {
+		p.Name = name
+		p.Revision++
+		return true, nil, nil
+	}
+}
+
+func TestCreateRejectsDuplicateSKU(t *testing.T) {
+	s, _ := open(t, 10, 10)
+	ctx := context.Background()
+	if err := s.Create(ctx, newProduct("prd_1", "SKU-1", "One")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, newProduct("prd_2", "SKU-1", "Two")); !errors.Is(err, product.ErrSKUTaken) {
+		t.Fatalf("Create(duplicate sku) = %v, want ErrSKUTaken", err)
+	}
+	if _, err := s.ByID(ctx, "prd_2"); !errors.Is(err, product.ErrNotFound) {
+		t.Errorf("ByID(refused product) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestCachesStayCoherent races readers (by id and by page) against writers
+// of one product; after the writers stop, every read must see the last
+// committed name, whatever the readers cached on the way.
+func TestCachesStayCoherent(t *testing.T) {
+	for _, size := range []int{0, 10} {
+		t.Run(fmt.Sprintf("cache=%d", size), func(t *testing.T) {
+			s, _ := open(t, size, size)
+			ctx := context.Background()
+			if err := s.Create(ctx, newProduct("prd_1", "SKU-1", "v0")); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if _, err := s.ByID(ctx, "prd_1"); err != nil {
+							t.Error(err)
+							return
+						}
+						if _, err := s.List(ctx, product.Query{Limit: 10}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			var last string
+			for i := range 50 {
+				last = fmt.Sprintf("v%d", i+1)
+				if _, err := s.Update(ctx, "prd_1", rename(last)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			close(stop)
+			wg.Wait()
+			for range 3 {
+				p, err := s.ByID(ctx, "prd_1")
+				if err != nil || p.Name != last {
+					t.Fatalf("ByID after the writes = %q, %v; want %q", p.Name, err, last)
+				}
+				ps, err := s.List(ctx, product.Query{Limit: 10})
+				if err != nil || len(ps) != 1 || ps[0].Name != last {
+					t.Fatalf("List after the writes = %v, %v; want %q", ps, err, last)
+				}
+			}
+		})
+	}
+}
+
+// TestImportFailsItemsAlone makes one item of a batch fail in the database
+// (a merge that writes an id already taken): the batch is redone item by
+// item, and only that item fails.
+func TestImportFailsItemsAlone(t *testing.T) {
+	s, _ := open(t, 10, 10)
+	ctx := context.Background()
+	if err := s.Create(ctx, newProduct("prd_taken", "OLD", "Old")); err != nil {
+		t.Fatal(err)
+	}
+	drafts := []product.Draft{{SKU: "A", Name: "A"}, {SKU: "BAD", Name: "Bad"}, {SKU: "C", Name: "C"}}
+	merge := func(existing *product.Product, d product.Draft) (product.Product, product.Outcome) {
+		p := newProduct("prd_"+d.SKU, d.SKU, d.Name)
+		if d.SKU == "BAD" {
+			p.ID = "prd_taken"
+		}
+		return p, product.Created
+	}
+	got, err := s.Import(ctx, drafts, merge)
+	if err != nil {
+		t.Fatalf("Import = %v", err)
+	}
+	want := []product.Outcome{product.Created, product.Failed, product.Created}
+	for i, r := range got {
+		if r.Outcome != want[i] || (r.Err != nil) != (want[i] == product.Failed) {
+			t.Errorf("Import item %d = %+v, want outcome %v", i, r, want[i])
+		}
+	}
+	for _, id := range []string{"prd_A", "prd_C"} {
+		if _, err := s.ByID(ctx, id); err != nil {
+			t.Errorf("ByID(%s) after import = %v", id, err)
+		}
+	}
+}
+
+// TestFullTextIndexFollowsWrites changes texts every way the store can
+// (create, update, an import batch that creates and changes the same SKU
+// twice) and checks that FTS5 finds its index consistent with the rows and
+// that searches see the current words only.
+func TestFullTextIndexFollowsWrites(t *testing.T) {
+	s, path := open(t, 0, 0)
+	ctx := context.Background()
+	if err := s.Create(ctx, newProduct("prd_1", "SKU-1", "red mug")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "prd_1", rename("green mug")); err != nil {
+		t.Fatal(err)
+	}
+	seq := 0
+	merge := func(existing *product.Product, d product.Draft) (product.Product, product.Outcome) {
+		if existing == nil {
+			seq++
+			return newProduct(fmt.Sprintf("prd_new%d", seq), d.SKU, d.Name), product.Created
+		}
+		p := *existing
+		if p.Draft == d {
+			return p, product.Unchanged
+		}
+		p.Draft, p.Revision = d, p.Revision+1
+		return p, product.Updated
+	}
+	draft := func(sku, name string, minor int64) product.Draft {
+		return product.Draft{SKU: sku, Name: name, Category: "kitchen", Price: product.Money{Currency: "EUR", Minor: minor}, Active: true}
+	}
+	_, err := s.Import(ctx, []product.Draft{
+		draft("SKU-1", "green mug", 200),   // price only: index untouched
+		draft("SKU-1", "blue mug", 200),    // text changed
+		draft("SKU-1", "yellow mug", 200),  // changed again in the same batch
+		draft("SKU-2", "purple bowl", 100), // created
+		draft("SKU-2", "orange bowl", 100), // created, then changed
+	}, merge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`INSERT INTO products_fts (products_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
+		t.Errorf("full-text integrity check = %v", err)
+	}
+	for _, tt := range []struct {
+		word string
+		want int
+	}{{"red", 0}, {"green", 0}, {"blue", 0}, {"yellow", 1}, {"purple", 0}, {"orange", 1}, {"mug", 1}, {"bowl", 1}} {
+		ps, err := s.List(ctx, product.Query{Filter: product.Filter{Words: []string{tt.word}}, Limit: 10})
+		if err != nil || len(ps) != tt.want {
+			t.Errorf("List(%q) = %d products, %v; want %d", tt.word, len(ps), err, tt.want)
+		}
+	}
+}
+
+// searchWords is the vocabulary of the search benchmark's products: word
+// i has frequency ~1/(i+1) (Zipf), as in real text, so "w0" is in most
+// descriptions and "w2000" in a handful.
+const searchWords = 5000
+
+func seedSearch(b *testing.B, s *catalogdb.Store, n int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	zipf := rand.NewZipf(rng, 1.1, 2, searchWords-1)
+	text := func(words int) string {
+		w := make([]string, words)
+		for i := range w {
+			w[i] = fmt.Sprintf("w%d", zipf.Uint64())
+		}
+		return strings.Join(w, " ")
+	}
+	drafts := make([]product.Draft, 0, 500)
+	merge := func(_ *product.Product, d product.Draft) (product.Product, product.Outcome) {
+		p := newProduct(fmt.Sprintf("prd_%s", d.SKU), d.SKU, d.Name)
+		p.Description = d.Description
+		return p, product.Created
+	}
+	for i := range n {
+		drafts = append(drafts, product.Draft{SKU: fmt.Sprintf("S%06d", i), Name: text(4), Description: text(40)})
+		if len(drafts) == cap(drafts) || i == n-1 {
+			if _, err := s.Import(context.Background(), drafts, merge); err != nil {
+				b.Fatal(err)
+			}
+			drafts = drafts[:0]
+		}
+	}
+}
+
+// BenchmarkSearch compares, on 20,000 products of 44 Zipf-distributed
+// words, for a first page of 21: the store's full-text search (FTS5), the
+// same with the name index scanned first ("fts5-byname"), and a LIKE scan
+// (substrings, not words), for queries from very common to rare words.
+func BenchmarkSearch(b *testing.B) {
+	s, path := open(b, 0, 0)
+	seedSearch(b, s, 20_000)
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	byName := `SELECT id FROM products INDEXED BY products_by_name WHERE active = 1
+		AND seq IN (SELECT rowid FROM products_fts WHERE products_fts MATCH ?1 || ' ' || ?2)
+		ORDER BY name, id LIMIT 21`
+	like := `SELECT id FROM products WHERE active = 1
+		AND (name LIKE '%' || ?1 || '%' OR description LIKE '%' || ?1 || '%')
+		AND (name LIKE '%' || ?2 || '%' OR description LIKE '%' || ?2 || '%')
+		ORDER BY name, id LIMIT 21`
+	rawQuery := func(b *testing.B, q string, words []string) {
+		n := 0
+		for b.Loop() {
+			rows, err := raw.Query(q, words[0], words[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			n = 0
+			for rows.Next() {
+				n++
+			}
+			rows.Close()
+		}
+		b.ReportMetric(float64(n), "rows")
+	}
+	for _, words := range [][]string{{"w2", "w3"}, {"w20", "w30"}, {"w200", "w300"}, {"w2", "w2000"}} {
+		name := strings.Join(words, "+")
+		b.Run("fts5/"+name, func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				ps, err := s.List(context.Background(), product.Query{Filter: product.Filter{Words: words}, Limit: 21})
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(ps)
+			}
+			b.ReportMetric(float64(n), "rows")
+		})
+		b.Run("fts5-byname/"+name, func(b *testing.B) { rawQuery(b, byName, words) })
+		b.Run("like/"+name, func(b *testing.B) { rawQuery(b, like, words) })
+	}
+}
