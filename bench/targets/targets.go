@@ -24,6 +24,7 @@ func All() []benchkit.Target {
 		CatalogGet(), CatalogList(),
 		Inventory(), InventoryReserve(),
 		Payment(), PaymentAuthorize(),
+		OrderCreate(),
 	}
 }
 
