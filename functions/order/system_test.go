@@ -45,7 +45,7 @@ type system struct {
 }
 
 // serveOn runs a service on a new loopback listener until stop.
-func serveOn(t *testing.T, run func(context.Context, net.Listener) error) (addr string, stop func()) {
+func serveOn(t testing.TB, run func(context.Context, net.Listener) error) (addr string, stop func()) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +67,7 @@ func serveOn(t *testing.T, run func(context.Context, net.Listener) error) (addr 
 	return lis.Addr().String(), stop
 }
 
-func conn(t *testing.T, addr string) *grpc.ClientConn {
+func conn(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -79,7 +79,7 @@ func conn(t *testing.T, addr string) *grpc.ClientConn {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func startSystem(t *testing.T, tune func(*order.Config)) *system {
+func startSystem(t testing.TB, tune func(*order.Config)) *system {
 	t.Helper()
 	s := &system{dir: t.TempDir(), addrs: map[string]string{}, stops: map[string]func(){}}
 	load := func(spec any) {
@@ -121,14 +121,14 @@ func startSystem(t *testing.T, tune func(*order.Config)) *system {
 }
 
 // startOrder (re)starts the order service on the system's data directory.
-func (s *system) startOrder(t *testing.T) {
+func (s *system) startOrder(t testing.TB) {
 	t.Helper()
 	cfg := s.orderCfg
 	s.addrs["order"], s.stops["order"] = serveOn(t, func(ctx context.Context, l net.Listener) error { return order.Run(ctx, cfg, quiet(), l) })
 	s.orders = orderv1.NewOrderServiceClient(conn(t, s.addrs["order"]))
 }
 
-func (s *system) as(t *testing.T, subject string, role auth.Role) context.Context {
+func (s *system) as(t testing.TB, subject string, role auth.Role) context.Context {
 	t.Helper()
 	tok, _, err := s.signer.Issue(auth.Principal{Subject: subject, Role: role})
 	if err != nil {
@@ -137,10 +137,10 @@ func (s *system) as(t *testing.T, subject string, role auth.Role) context.Contex
 	return auth.WithBearer(context.Background(), tok)
 }
 
-func (s *system) admin(t *testing.T) context.Context { return s.as(t, "usr_admin", auth.RoleAdmin) }
+func (s *system) admin(t testing.TB) context.Context { return s.as(t, "usr_admin", auth.RoleAdmin) }
 
 // product creates an active product with stock and returns its id.
-func (s *system) product(t *testing.T, sku string, price int64, currency string, stock int64) string {
+func (s *system) product(t testing.TB, sku string, price int64, currency string, stock int64) string {
 	t.Helper()
 	resp, err := s.catalog.CreateProduct(s.admin(t), &catalogv1.CreateProductRequest{Product: &catalogv1.ProductDraft{
 		Sku: sku, Name: "Product " + sku, Category: "test", Active: true,
@@ -155,7 +155,7 @@ func (s *system) product(t *testing.T, sku string, price int64, currency string,
 	return resp.GetProduct().GetId()
 }
 
-func (s *system) stock(t *testing.T, sku string) *inventoryv1.Stock {
+func (s *system) stock(t testing.TB, sku string) *inventoryv1.Stock {
 	t.Helper()
 	resp, err := s.inventory.GetStock(context.Background(), &inventoryv1.GetStockRequest{Sku: sku})
 	if err != nil {
@@ -165,7 +165,7 @@ func (s *system) stock(t *testing.T, sku string) *inventoryv1.Stock {
 }
 
 // paymentOf returns the order's payment, or nil if none was recorded.
-func (s *system) paymentOf(t *testing.T, orderID string) *paymentv1.Payment {
+func (s *system) paymentOf(t testing.TB, orderID string) *paymentv1.Payment {
 	t.Helper()
 	resp, err := s.payment.GetPayment(s.admin(t), &paymentv1.GetPaymentRequest{OrderId: orderID})
 	if status.Code(err) == codes.NotFound {
@@ -178,7 +178,7 @@ func (s *system) paymentOf(t *testing.T, orderID string) *paymentv1.Payment {
 }
 
 // events returns the order service's outbox rows.
-func (s *system) events(t *testing.T) []outbox.Row {
+func (s *system) events(t testing.TB) []outbox.Row {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(s.dir, "order.db"))
 	if err != nil {
@@ -192,7 +192,7 @@ func (s *system) events(t *testing.T) []outbox.Row {
 	return rows
 }
 
-func (s *system) orderCount(t *testing.T) int {
+func (s *system) orderCount(t testing.TB) int {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(s.dir, "order.db"))
 	if err != nil {
@@ -218,7 +218,7 @@ func line(productID string, qty int32) *orderv1.LineItem {
 	return &orderv1.LineItem{ProductId: productID, Quantity: qty}
 }
 
-func wantErr(t *testing.T, err error, code codes.Code, reason string) {
+func wantErr(t testing.TB, err error, code codes.Code, reason string) {
 	t.Helper()
 	if status.Code(err) != code || apperr.Reason(err) != reason {
 		t.Fatalf("error = %v (reason %q), want %v with reason %q", err, apperr.Reason(err), code, reason)

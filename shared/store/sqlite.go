@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
@@ -72,12 +73,21 @@ func OpenSQLite(ctx context.Context, path string, sets ...Migrations) (*sql.DB, 
 	conns := max(2, 2*runtime.GOMAXPROCS(0))
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
+	writers.Store(db, new(sync.Mutex))
 	if err := migrate(ctx, db, sets); err != nil {
+		writers.Delete(db)
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return db, nil
 }
+
+// writers holds, per database opened by OpenSQLite, the lock that lets one
+// InTx at a time write. SQLite allows one writer anyway; without the lock,
+// the others would wait in SQLite's busy handler, which polls with sleeps of
+// up to 100 ms — under load that is most of a request's latency. Queueing
+// on a Go mutex hands the database over the moment it is free.
+var writers sync.Map // *sql.DB → *sync.Mutex
 
 const schemaTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
   name    TEXT    PRIMARY KEY,
@@ -154,6 +164,12 @@ func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 }
 
 func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	if mu, ok := writers.Load(db); ok {
+		if err := lock(ctx, mu.(*sync.Mutex)); err != nil {
+			return err
+		}
+		defer mu.(*sync.Mutex).Unlock()
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -166,6 +182,29 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// lock takes mu, giving up when ctx ends first.
+func lock(ctx context.Context, mu *sync.Mutex) error {
+	if mu.TryLock() {
+		return nil
+	}
+	locked := make(chan struct{})
+	go func() {
+		mu.Lock()
+		close(locked)
+	}()
+	select {
+	case <-locked:
+		return nil
+	case <-ctx.Done():
+		// Hand the lock back as soon as the waiter gets it.
+		go func() {
+			<-locked
+			mu.Unlock()
+		}()
+		return ctx.Err()
+	}
 }
 
 // IsUniqueViolation reports whether err is SQLite refusing a row that

@@ -39,9 +39,24 @@ const Source = "//shopfn/order"
 
 const columns = `id, user_id, state, idempotency_key, request_hash, body, version, lease_owner, lease_until, create_time, update_time`
 
+// The statements every saga step runs, prepared once: parsing SQL costs
+// more than executing these.
+const (
+	sqlInsert = `INSERT INTO orders (` + columns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlByID   = `SELECT ` + columns + ` FROM orders WHERE id = ?`
+	sqlByKey  = `SELECT ` + columns + ` FROM orders WHERE user_id = ? AND idempotency_key = ?`
+	sqlUpdate = `UPDATE orders SET state = ?, body = ?, version = ?, lease_owner = ?, lease_until = ?, update_time = ? WHERE id = ?`
+)
+
+// db is the open database and its prepared statements.
+type db struct {
+	*sql.DB
+	insert, byID, byKey, update *sql.Stmt
+}
+
 // Store is orders.Store on SQLite.
 type Store struct {
-	open *store.Opening[*sql.DB]
+	open *store.Opening[*db]
 }
 
 var _ orders.Store = (*Store)(nil)
@@ -49,8 +64,22 @@ var _ orders.Store = (*Store)(nil)
 // Open starts opening (creating, migrating) the database at path in the
 // background and returns the store at once; its calls wait for it.
 func Open(ctx context.Context, path string) *Store {
-	return &Store{open: store.InBackground(func() (*sql.DB, error) {
-		return store.OpenSQLite(ctx, path, Migrations(), outbox.Migrations())
+	return &Store{open: store.InBackground(func() (*db, error) {
+		sqlDB, err := store.OpenSQLite(ctx, path, Migrations(), outbox.Migrations())
+		if err != nil {
+			return nil, err
+		}
+		d := &db{DB: sqlDB}
+		for _, p := range []struct {
+			stmt **sql.Stmt
+			sql  string
+		}{{&d.insert, sqlInsert}, {&d.byID, sqlByID}, {&d.byKey, sqlByKey}, {&d.update, sqlUpdate}} {
+			if *p.stmt, err = sqlDB.PrepareContext(ctx, p.sql); err != nil {
+				sqlDB.Close()
+				return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
+			}
+		}
+		return d, nil
 	})}
 }
 
@@ -61,15 +90,21 @@ func (s *Store) Done() <-chan struct{} { return s.open.Done() }
 func (s *Store) Err() error { return s.open.Err() }
 
 // DB waits for the database and returns it (for the outbox relay and tests).
-func (s *Store) DB(ctx context.Context) (*sql.DB, error) { return s.open.Get(ctx) }
+func (s *Store) DB(ctx context.Context) (*sql.DB, error) {
+	d, err := s.open.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.DB, nil
+}
 
 // Close closes the database (waiting for it to open first).
 func (s *Store) Close() error {
-	db, err := s.open.Wait()
+	d, err := s.open.Wait()
 	if err != nil {
 		return nil
 	}
-	return db.Close()
+	return d.Close()
 }
 
 // Create implements orders.Store.
@@ -83,7 +118,7 @@ func (s *Store) Create(ctx context.Context, o orders.Order) (orders.Order, error
 	if err != nil {
 		return orders.Order{}, err
 	}
-	_, err = db.ExecContext(ctx, `INSERT INTO orders (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = db.insert.ExecContext(ctx,
 		o.ID, o.UserID, string(o.State), o.IdempotencyKey, o.RequestHash, body, o.Version,
 		o.LeaseOwner, o.LeaseUntil.UnixMicro(), o.Created.UnixMicro(), o.Updated.UnixMicro())
 	if store.IsUniqueViolation(err) {
@@ -105,7 +140,7 @@ func (s *Store) Get(ctx context.Context, id string) (orders.Order, error) {
 	if err != nil {
 		return orders.Order{}, err
 	}
-	return scan(db.QueryRowContext(context.WithoutCancel(ctx), `SELECT `+columns+` FROM orders WHERE id = ?`, id))
+	return scan(db.byID.QueryRowContext(context.WithoutCancel(ctx), id))
 }
 
 // ByIdempotencyKey implements orders.Store.
@@ -114,7 +149,7 @@ func (s *Store) ByIdempotencyKey(ctx context.Context, userID, key string) (order
 	if err != nil {
 		return orders.Order{}, err
 	}
-	return scan(db.QueryRowContext(context.WithoutCancel(ctx), `SELECT `+columns+` FROM orders WHERE user_id = ? AND idempotency_key = ?`, userID, key))
+	return scan(db.byKey.QueryRowContext(context.WithoutCancel(ctx), userID, key))
 }
 
 // List implements orders.Store.
@@ -184,9 +219,9 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*orders.Order) er
 		return orders.Order{}, err
 	}
 	var o orders.Order
-	err = store.InTx(ctx, db, func(tx *sql.Tx) error {
+	err = store.InTx(ctx, db.DB, func(tx *sql.Tx) error {
 		var err error
-		if o, err = scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM orders WHERE id = ?`, id)); err != nil {
+		if o, err = scan(tx.StmtContext(ctx, db.byID).QueryRowContext(ctx, id)); err != nil {
 			return err
 		}
 		before := o.State
@@ -198,7 +233,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*orders.Order) er
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, body = ?, version = ?, lease_owner = ?, lease_until = ?, update_time = ? WHERE id = ?`,
+		if _, err := tx.StmtContext(ctx, db.update).ExecContext(ctx,
 			string(o.State), body, o.Version, o.LeaseOwner, o.LeaseUntil.UnixMicro(), o.Updated.UnixMicro(), id); err != nil {
 			return fmt.Errorf("update order: %w", err)
 		}

@@ -80,10 +80,10 @@ type Order struct {
 	CancelRequested bool
 	Invoice         *Invoice
 
-	// Saga progress within a state, so a resumed saga repeats nothing it
-	// knows is done (the calls are idempotent anyway).
-	Committed bool // stock committed (in AUTHORIZED)
-	Captured  bool // payment captured (in AUTHORIZED)
+	// Committed and Captured record that the final step's two calls
+	// succeeded (both are set together, on CONFIRMED).
+	Committed bool
+	Captured  bool
 
 	// LeaseUntil and LeaseOwner say which runner drives the saga now; other
 	// runners leave it alone until the lease expires.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	errorsv1 "github.com/shopfn/shopfn/proto/shopfn/errors/v1"
@@ -110,12 +111,20 @@ func (s *Service) step(ctx context.Context, o Order) (Order, error) {
 		err := s.payments.Authorize(stepCtx, o.ID, o.Total, o.PaymentToken)
 		return outcome(err, func(n *Order) { n.State, n.PaymentToken = Authorized, "" })
 	case Authorized:
-		if !o.Committed {
-			err := s.stock.Commit(stepCtx, o.ID)
-			return outcome(err, func(n *Order) { n.Committed = true })
+		// Commit and capture are independent: run them together, store
+		// once. If the saga is interrupted after one of them, Resume runs
+		// both again (each is idempotent).
+		var commitErr, captureErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { commitErr = s.stock.Commit(stepCtx, o.ID) })
+		wg.Go(func() { captureErr = s.payments.Capture(stepCtx, o.ID, o.Total) })
+		wg.Wait()
+		if err := errors.Join(commitErr, captureErr); err != nil {
+			// Compensation releases (or restocks) and voids (or refunds)
+			// whichever of the two happened.
+			return outcome(firstStepError(commitErr, captureErr), nil)
 		}
-		err := s.payments.Capture(stepCtx, o.ID, o.Total)
-		return outcome(err, func(n *Order) { n.Captured, n.State = true, Confirmed })
+		return outcome(nil, func(n *Order) { n.Committed, n.Captured, n.State = true, true, Confirmed })
 	case Cancelling:
 		// Both compensations are safe to repeat and to call for what never
 		// happened, so a resumed cancellation simply runs both again.
@@ -128,6 +137,22 @@ func (s *Service) step(ctx context.Context, o Order) (Order, error) {
 		return s.advance(ctx, o, func(n *Order) { n.State = Cancelled })
 	}
 	return o, fmt.Errorf("order %s in unknown state %q", o.ID, o.State)
+}
+
+// firstStepError prefers a refusal (it names why the order cannot go on)
+// to an outage.
+func firstStepError(errs ...error) error {
+	var first error
+	for _, err := range errs {
+		var se *StepError
+		if errors.As(err, &se) && !se.Transient {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // outcome stores the result of a forward step: done applied on success, a
