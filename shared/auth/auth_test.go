@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/shopfn/shopfn/shared/apperr"
@@ -351,5 +352,17 @@ func TestServiceCredentials(t *testing.T) {
 	renewed, _ := c.GetRequestMetadata(context.Background())
 	if renewed["authorization"] == md["authorization"] {
 		t.Error("a token about to expire was not renewed")
+	}
+}
+
+func TestUncovered(t *testing.T) {
+	desc := &grpc.ServiceDesc{
+		ServiceName: "t.S",
+		Methods:     []grpc.MethodDesc{{MethodName: "Public"}, {MethodName: "Forgotten"}},
+		Streams:     []grpc.StreamDesc{{StreamName: "Customer"}},
+	}
+	got := Policy{mPublic: Public, mCustomer: Customer}.Uncovered(desc)
+	if len(got) != 1 || got[0] != "/t.S/Forgotten" {
+		t.Errorf("Uncovered = %v, want [/t.S/Forgotten]", got)
 	}
 }

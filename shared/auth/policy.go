@@ -65,6 +65,25 @@ func (p Policy) Missing(srv interface {
 	return missing
 }
 
+// Uncovered returns the methods of the service described by desc (a
+// generated *_ServiceDesc) that have no entry in p: every service tests that
+// this is empty.
+func (p Policy) Uncovered(desc *grpc.ServiceDesc) []string {
+	var missing []string
+	check := func(name string) {
+		if full := "/" + desc.ServiceName + "/" + name; p[full] == Deny {
+			missing = append(missing, full)
+		}
+	}
+	for _, m := range desc.Methods {
+		check(m.MethodName)
+	}
+	for _, st := range desc.Streams {
+		check(st.StreamName)
+	}
+	return missing
+}
+
 // Errors of the access check.
 var (
 	ErrMethodNotAllowed = apperr.New(apperr.PermissionDenied, errorsv1.ErrorReason_METHOD_NOT_ALLOWED, "method not allowed")
