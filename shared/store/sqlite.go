@@ -216,3 +216,24 @@ func IsUniqueViolation(err error) bool {
 	}
 	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
+
+// Statement is a query to prepare once and where to keep it.
+type Statement struct {
+	Dst **sql.Stmt
+	SQL string
+}
+
+// Prepare prepares the statements on db (parsing SQL costs more than
+// running a point query, so hot queries are prepared once). On failure it
+// closes db: a store without its statements is unusable.
+func Prepare(ctx context.Context, db *sql.DB, stmts []Statement) error {
+	for _, s := range stmts {
+		st, err := db.PrepareContext(ctx, s.SQL)
+		if err != nil {
+			db.Close()
+			return fmt.Errorf("prepare %q: %w", s.SQL, err)
+		}
+		*s.Dst = st
+	}
+	return nil
+}

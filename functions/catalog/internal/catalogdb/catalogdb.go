@@ -85,15 +85,9 @@ func Open(ctx context.Context, path string, cacheSize, cachePages int) *Store {
 			return nil, err
 		}
 		d := &db{DB: sqlDB, lists: make(map[listShape]*sql.Stmt)}
-		for _, p := range []struct {
-			stmt **sql.Stmt
-			sql  string
-		}{{&d.insert, sqlInsert}, {&d.byID, sqlByID}, {&d.bySKU, sqlBySKU}, {&d.update, sqlUpdate},
-			{&d.ftsDelete, sqlFTSDelete}, {&d.ftsInsert, sqlFTSInsert}} {
-			if *p.stmt, err = sqlDB.PrepareContext(ctx, p.sql); err != nil {
-				sqlDB.Close()
-				return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
-			}
+		if err := store.Prepare(ctx, sqlDB, []store.Statement{{Dst: &d.insert, SQL: sqlInsert}, {Dst: &d.byID, SQL: sqlByID}, {Dst: &d.bySKU, SQL: sqlBySKU}, {Dst: &d.update, SQL: sqlUpdate},
+			{Dst: &d.ftsDelete, SQL: sqlFTSDelete}, {Dst: &d.ftsInsert, SQL: sqlFTSInsert}}); err != nil {
+			return nil, err
 		}
 		return d, nil
 	})}

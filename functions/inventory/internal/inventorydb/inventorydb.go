@@ -77,18 +77,12 @@ func Open(ctx context.Context, path string, cacheSize int) *Store {
 			return nil, err
 		}
 		d := &db{DB: sqlDB}
-		for _, p := range []struct {
-			stmt **sql.Stmt
-			sql  string
-		}{
-			{&d.stock, sqlStock}, {&d.putStock, sqlPutStock}, {&d.reservation, sqlReservation},
-			{&d.insertReservation, sqlInsertReservation}, {&d.insertLine, sqlInsertLine},
-			{&d.setState, sqlSetState}, {&d.expired, sqlExpired}, {&d.expiredHolding, sqlExpiredHolding},
-		} {
-			if *p.stmt, err = sqlDB.PrepareContext(ctx, p.sql); err != nil {
-				sqlDB.Close()
-				return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
-			}
+		if err := store.Prepare(ctx, sqlDB, []store.Statement{
+			{Dst: &d.stock, SQL: sqlStock}, {Dst: &d.putStock, SQL: sqlPutStock}, {Dst: &d.reservation, SQL: sqlReservation},
+			{Dst: &d.insertReservation, SQL: sqlInsertReservation}, {Dst: &d.insertLine, SQL: sqlInsertLine},
+			{Dst: &d.setState, SQL: sqlSetState}, {Dst: &d.expired, SQL: sqlExpired}, {Dst: &d.expiredHolding, SQL: sqlExpiredHolding},
+		}); err != nil {
+			return nil, err
 		}
 		return d, nil
 	})}

@@ -76,14 +76,8 @@ func Open(ctx context.Context, path string) *Store {
 			return nil, err
 		}
 		d := &db{DB: sqlDB}
-		for _, p := range []struct {
-			stmt **sql.Stmt
-			sql  string
-		}{{&d.get, sqlGet}, {&d.insert, sqlInsert}, {&d.update, sqlUpdate}, {&d.next, sqlNext}} {
-			if *p.stmt, err = sqlDB.PrepareContext(ctx, p.sql); err != nil {
-				sqlDB.Close()
-				return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
-			}
+		if err := store.Prepare(ctx, sqlDB, []store.Statement{{Dst: &d.get, SQL: sqlGet}, {Dst: &d.insert, SQL: sqlInsert}, {Dst: &d.update, SQL: sqlUpdate}, {Dst: &d.next, SQL: sqlNext}}); err != nil {
+			return nil, err
 		}
 		return d, nil
 	})}

@@ -75,17 +75,11 @@ func Open(ctx context.Context, path string) *Store {
 			return nil, err
 		}
 		d := &db{DB: sqlDB}
-		for _, p := range []struct {
-			stmt **sql.Stmt
-			sql  string
-		}{
-			{&d.insert, sqlInsert}, {&d.byClientID, sqlByClientID}, {&d.after, sqlAfter},
-			{&d.nextSeq, sqlNextSeq}, {&d.lastSeq, sqlLastSeq}, {&d.owner, sqlOwner}, {&d.claim, sqlClaim},
-		} {
-			if *p.stmt, err = sqlDB.PrepareContext(ctx, p.sql); err != nil {
-				sqlDB.Close()
-				return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
-			}
+		if err := store.Prepare(ctx, sqlDB, []store.Statement{
+			{Dst: &d.insert, SQL: sqlInsert}, {Dst: &d.byClientID, SQL: sqlByClientID}, {Dst: &d.after, SQL: sqlAfter},
+			{Dst: &d.nextSeq, SQL: sqlNextSeq}, {Dst: &d.lastSeq, SQL: sqlLastSeq}, {Dst: &d.owner, SQL: sqlOwner}, {Dst: &d.claim, SQL: sqlClaim},
+		}); err != nil {
+			return nil, err
 		}
 		return d, nil
 	})}

@@ -67,14 +67,8 @@ func Open(ctx context.Context, path string, cacheSize int) *Store {
 			return nil, err
 		}
 		d := &db{DB: sqlDB}
-		for _, p := range []struct {
-			stmt **sql.Stmt
-			sql  string
-		}{{&d.insert, sqlInsert}, {&d.byID, sqlByID}, {&d.byEmail, sqlByEmail}, {&d.update, sqlUpdate}} {
-			if *p.stmt, err = sqlDB.PrepareContext(ctx, p.sql); err != nil {
-				sqlDB.Close()
-				return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
-			}
+		if err := store.Prepare(ctx, sqlDB, []store.Statement{{Dst: &d.insert, SQL: sqlInsert}, {Dst: &d.byID, SQL: sqlByID}, {Dst: &d.byEmail, SQL: sqlByEmail}, {Dst: &d.update, SQL: sqlUpdate}}); err != nil {
+			return nil, err
 		}
 		return d, nil
 	})}
