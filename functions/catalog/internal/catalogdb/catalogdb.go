@@ -66,8 +66,11 @@ type db struct {
 
 // Store is product.Store on SQLite.
 type Store struct {
-	open  *store.Opening[*db]
-	cache *cache
+	open *store.Opening[*db]
+	// products and pages are read caches (see store.Cache); every write
+	// drops what it touched and every page (any page may hold any product).
+	products *store.Cache[string, product.Product]
+	pages    *store.Cache[string, []product.Product]
 }
 
 var _ product.Store = (*Store)(nil)
@@ -79,7 +82,7 @@ var _ product.Store = (*Store)(nil)
 // memory (0 turns either off); the process must be the only writer of the
 // file, as it is for one instance.
 func Open(ctx context.Context, path string, cacheSize, cachePages int) *Store {
-	return &Store{cache: newCache(cacheSize, cachePages), open: store.InBackground(func() (*db, error) {
+	return &Store{products: store.NewCache[string, product.Product](cacheSize), pages: store.NewCache[string, []product.Product](cachePages), open: store.InBackground(func() (*db, error) {
 		sqlDB, err := store.OpenSQLite(ctx, path, Migrations(), outbox.Migrations())
 		if err != nil {
 			return nil, err
@@ -122,13 +125,13 @@ func (s *Store) Create(ctx context.Context, p product.Product) error {
 		fts.created(p.ID)
 		return fts.apply(ctx, tx, d)
 	})
-	s.cache.wrote(p.ID)
+	s.wrote(p.ID)
 	return err
 }
 
 // ByID implements product.Store.
 func (s *Store) ByID(ctx context.Context, id string) (product.Product, error) {
-	p, gen, ok := s.cache.get(id)
+	p, gen, ok := s.products.Get(id)
 	if ok {
 		return p, nil
 	}
@@ -140,7 +143,7 @@ func (s *Store) ByID(ctx context.Context, id string) (product.Product, error) {
 	if err != nil {
 		return product.Product{}, err
 	}
-	s.cache.fill(p, gen)
+	s.products.Fill(id, p, gen)
 	return p, nil
 }
 
@@ -177,7 +180,7 @@ func (s *Store) Update(ctx context.Context, id string, edit product.Edit) (produ
 		return nil
 	})
 	// Invalidate even when the commit failed: whether it happened is unknown.
-	s.cache.wrote(id)
+	s.wrote(id)
 	if err != nil {
 		return product.Product{}, err
 	}
@@ -193,7 +196,7 @@ func (s *Store) Import(ctx context.Context, drafts []product.Draft, merge produc
 	}
 	results := make([]product.ItemResult, len(drafts))
 	var touched []string
-	defer func() { s.cache.wrote(touched...) }()
+	defer func() { s.wrote(touched...) }()
 	// The statements of a batch run detached from the request's
 	// cancellation, like point reads: a batch takes milliseconds, the
 	// transaction still ends with the context, and a cancellable context
@@ -466,7 +469,7 @@ func (d *db) listStmt(ctx context.Context, sh listShape) (*sql.Stmt, error) {
 // and over, and reading 20 rows costs several times the rest of the call.
 func (s *Store) List(ctx context.Context, q product.Query) ([]product.Product, error) {
 	key := pageKey(q)
-	ps, gen, ok := s.cache.page(key)
+	ps, gen, ok := s.pages.Get(key)
 	if ok {
 		return ps, nil
 	}
@@ -474,7 +477,7 @@ func (s *Store) List(ctx context.Context, q product.Query) ([]product.Product, e
 	if err != nil {
 		return nil, err
 	}
-	s.cache.fillPage(key, ps, gen)
+	s.pages.Fill(key, ps, gen)
 	return ps, nil
 }
 
@@ -611,4 +614,10 @@ func unmarshalImages(s string) ([]product.Image, error) {
 		}
 	}
 	return out, nil
+}
+
+// wrote drops what a write touched from the caches, once it has ended.
+func (s *Store) wrote(ids ...string) {
+	s.products.Invalidate(ids...)
+	s.pages.InvalidateAll()
 }

@@ -60,7 +60,7 @@ type db struct {
 // Store is stock.Store on SQLite.
 type Store struct {
 	open  *store.Opening[*db]
-	cache *cache
+	cache *store.Cache[string, stock.Stock]
 }
 
 var _ stock.Store = (*Store)(nil)
@@ -71,7 +71,7 @@ var _ stock.Store = (*Store)(nil)
 // cacheSize SKUs read by Stock are kept in memory (0 turns that off); the
 // process must be the only writer of the file, as it is for one instance.
 func Open(ctx context.Context, path string, cacheSize int) *Store {
-	return &Store{cache: newCache(cacheSize), open: store.InBackground(func() (*db, error) {
+	return &Store{cache: store.NewCache[string, stock.Stock](cacheSize), open: store.InBackground(func() (*db, error) {
 		sqlDB, err := store.OpenSQLite(ctx, path, Migrations(), outbox.Migrations())
 		if err != nil {
 			return nil, err
@@ -105,7 +105,7 @@ func (s *Store) Close() error {
 
 // Stock implements stock.Store.
 func (s *Store) Stock(ctx context.Context, sku string) (stock.Stock, error) {
-	st, gen, ok := s.cache.get(sku)
+	st, gen, ok := s.cache.Get(sku)
 	if ok {
 		return st, nil
 	}
@@ -117,7 +117,7 @@ func (s *Store) Stock(ctx context.Context, sku string) (stock.Stock, error) {
 	if err != nil {
 		return stock.Stock{}, err
 	}
-	s.cache.fill(st, gen)
+	s.cache.Fill(sku, st, gen)
 	return st, nil
 }
 
@@ -136,7 +136,7 @@ func (s *Store) InTx(ctx context.Context, fn func(stock.Tx) error) error {
 		return fn(t)
 	})
 	// Drop even when the commit failed: whether it happened is unknown.
-	s.cache.drop(t.wrote)
+	s.cache.Invalidate(t.wrote...)
 	if err != nil && ctx.Err() != nil {
 		// database/sql reports a transaction whose context ended as done;
 		// the context's error says why.

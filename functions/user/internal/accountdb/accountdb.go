@@ -50,7 +50,7 @@ type db struct {
 // Store is account.Store on SQLite.
 type Store struct {
 	open  *store.Opening[*db]
-	cache *cache
+	cache *store.Cache[string, account.Account]
 }
 
 var _ account.Store = (*Store)(nil)
@@ -61,7 +61,7 @@ var _ account.Store = (*Store)(nil)
 // cacheSize accounts read by id are kept in memory (0 turns that off); the
 // process must be the only writer of the file, as it is for one instance.
 func Open(ctx context.Context, path string, cacheSize int) *Store {
-	return &Store{cache: newCache(cacheSize), open: store.InBackground(func() (*db, error) {
+	return &Store{cache: store.NewCache[string, account.Account](cacheSize), open: store.InBackground(func() (*db, error) {
 		sqlDB, err := store.OpenSQLite(ctx, path, Migrations())
 		if err != nil {
 			return nil, err
@@ -111,7 +111,7 @@ func (s *Store) Create(ctx context.Context, a account.Account) error {
 
 // ByID implements account.Store.
 func (s *Store) ByID(ctx context.Context, id string) (account.Account, error) {
-	a, gen, ok := s.cache.get(id)
+	a, gen, ok := s.cache.Get(id)
 	if ok {
 		return a, nil
 	}
@@ -123,7 +123,7 @@ func (s *Store) ByID(ctx context.Context, id string) (account.Account, error) {
 	if err != nil {
 		return account.Account{}, err
 	}
-	s.cache.fill(a, gen)
+	s.cache.Fill(id, a, gen)
 	return a, nil
 }
 
@@ -162,7 +162,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*account.Account)
 		return nil
 	})
 	// Invalidate even when the commit failed: whether it happened is unknown.
-	s.cache.wrote(id)
+	s.cache.Invalidate(id)
 	return a, err
 }
 
