@@ -25,7 +25,6 @@ import (
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/serve"
 	"github.com/shopfn/shopfn/shared/store"
-	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
 // Name is the deployable's name.
@@ -78,10 +77,7 @@ func Main(ctx context.Context) error {
 
 // Run serves the catalog service on lis until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.Database
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "catalog.db")
-	}
+	path := cfg.DataFile(cfg.Database, "catalog.db")
 	// The database and the bucket open while the rest starts; calls wait
 	// for them.
 	db := catalogdb.Open(ctx, path, cfg.CacheSize, cfg.PageCacheSize)
@@ -103,27 +99,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 		}
 	}()
 
-	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
 	if err != nil {
 		return err
 	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-
-	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
-	if err != nil {
-		return err
-	}
+	defer d.Close()
 	svc := product.NewService(db, bucket, product.ImageConfig{BucketURL: bucketURL, MaxBytes: cfg.MaxImageBytes}, log)
-	srv := serve.New(cfg.Platform.Config, serve.Options{
-		Name:      Name,
-		Logger:    log,
-		Telemetry: tel,
-		Policy:    Policy(),
-		Verifier:  keys.NewVerifier(cfg.Auth),
-		Auth:      cfg.Auth,
-	})
-	catalogv1.RegisterCatalogServiceServer(srv, catalogapi.New(svc))
-	return srv.Serve(ctx, lis, db, bucket)
+	catalogv1.RegisterCatalogServiceServer(d.Server, catalogapi.New(svc))
+	return d.Server.Serve(ctx, lis, db, bucket)
 }
 
 // bucketURL is the configured bucket, or a file bucket in the data dir

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"time"
 
 	"github.com/shopfn/shopfn/functions/inventory/internal/inventoryapi"
@@ -26,7 +25,6 @@ import (
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/serve"
-	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
 // Name is the deployable's name.
@@ -82,33 +80,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	if cfg.ReservationTTL <= 0 {
 		return fmt.Errorf("%s: SHOPFN_RESERVATION_TTL must be positive, not %v", Name, cfg.ReservationTTL)
 	}
-	path := cfg.Database
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "inventory.db")
-	}
+	path := cfg.DataFile(cfg.Database, "inventory.db")
 	// The database opens while the rest starts; calls wait for it.
 	db := inventorydb.Open(ctx, path, cfg.CacheSize)
 	defer db.Close()
 
-	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
 	if err != nil {
 		return err
 	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-
-	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
-	if err != nil {
-		return err
-	}
+	defer d.Close()
 	svc := stock.NewService(db, stock.Settings{TTL: cfg.ReservationTTL, LowStockThreshold: cfg.LowStockThreshold})
-	srv := serve.New(cfg.Platform.Config, serve.Options{
-		Name:      Name,
-		Logger:    log,
-		Telemetry: tel,
-		Policy:    Policy(),
-		Verifier:  keys.NewVerifier(cfg.Auth),
-		Auth:      cfg.Auth,
-	})
-	inventoryv1.RegisterInventoryServiceServer(srv, inventoryapi.New(svc))
-	return srv.Serve(ctx, lis, db)
+	inventoryv1.RegisterInventoryServiceServer(d.Server, inventoryapi.New(svc))
+	return d.Server.Serve(ctx, lis, db)
 }

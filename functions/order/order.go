@@ -7,14 +7,9 @@ package order
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/shopfn/shopfn/functions/order/internal/clients"
 	"github.com/shopfn/shopfn/functions/order/internal/orderapi"
@@ -23,9 +18,7 @@ import (
 	orderv1 "github.com/shopfn/shopfn/proto/shopfn/order/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
-	"github.com/shopfn/shopfn/shared/dial"
 	"github.com/shopfn/shopfn/shared/serve"
-	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
 // Name is the deployable's name.
@@ -84,53 +77,28 @@ func Main(ctx context.Context) error {
 
 // Run serves the order service on lis until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.Database
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "order.db")
-	}
+	path := cfg.DataFile(cfg.Database, "order.db")
 	db := orderdb.Open(ctx, path)
 	defer db.Close()
 
-	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
 	if err != nil {
 		return err
 	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
+	defer d.Close()
+	creds, err := d.ServiceCredentials()
 	if err != nil {
 		return err
 	}
-	signer := keys.NewSigner(cfg.Auth)
-	if signer == nil {
-		return errors.New("order calls internal methods: it needs SHOPFN_JWT_SIGNING_KEY (or the dev key)")
-	}
-	creds := auth.NewServiceCredentials(signer, Name)
-	conns := make([]*grpc.ClientConn, 0, 3)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	connect := func(addr string, methods []string) (*grpc.ClientConn, error) {
-		cc, err := dial.Dial(addr, dial.Options{
-			Idempotent: methods, PerRPCCredentials: creds,
-			TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagators: tel.Propagator,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", addr, err)
-		}
-		conns = append(conns, cc)
-		return cc, nil
-	}
-	catalogCC, err := connect(cfg.CatalogAddr, clients.CatalogMethods())
+	catalogCC, err := d.Dial(cfg.CatalogAddr, clients.CatalogMethods(), creds)
 	if err != nil {
 		return err
 	}
-	inventoryCC, err := connect(cfg.InventoryAddr, clients.InventoryMethods())
+	inventoryCC, err := d.Dial(cfg.InventoryAddr, clients.InventoryMethods(), creds)
 	if err != nil {
 		return err
 	}
-	paymentCC, err := connect(cfg.PaymentAddr, clients.PaymentMethods())
+	paymentCC, err := d.Dial(cfg.PaymentAddr, clients.PaymentMethods(), creds)
 	if err != nil {
 		return err
 	}
@@ -141,14 +109,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	}
 	svc := orders.NewService(db, clients.NewCatalog(catalogCC), clients.NewInventory(inventoryCC), clients.NewPayments(paymentCC), log, opts)
 
-	srv := serve.New(cfg.Platform.Config, serve.Options{
-		Name: Name, Logger: log, Telemetry: tel, Policy: Policy(),
-		Verifier: keys.NewVerifier(cfg.Auth), Auth: cfg.Auth,
-	})
-	orderv1.RegisterOrderServiceServer(srv, orderapi.New(svc))
-
+	orderv1.RegisterOrderServiceServer(d.Server, orderapi.New(svc))
 	go resumeLoop(ctx, svc, log, cfg.ResumeIdle, cfg.ResumeEvery)
-	return srv.Serve(ctx, lis, db)
+	return d.Server.Serve(ctx, lis, db)
 }
 
 // resumeBatch is how many sagas one Resume pass continues.

@@ -11,7 +11,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"path/filepath"
 
 	"github.com/shopfn/shopfn/functions/payment/internal/cardsim"
 	"github.com/shopfn/shopfn/functions/payment/internal/charge"
@@ -21,7 +20,6 @@ import (
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/serve"
-	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
 // Name is the deployable's name.
@@ -61,35 +59,19 @@ func Main(ctx context.Context) error {
 
 // Run serves the payment service on lis until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.Database
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "payment.db")
-	}
+	path := cfg.DataFile(cfg.Database, "payment.db")
 	// The database opens while the rest starts; calls wait for it.
 	db := paymentdb.Open(ctx, path)
 	defer db.Close()
 
-	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
 	if err != nil {
 		return err
 	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-
-	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
-	if err != nil {
-		return err
-	}
+	defer d.Close()
 	// The simulator keeps its attempt counts in the payment database; a
 	// real processor's adapter would take its place here.
 	svc := charge.NewService(db, cardsim.New(db))
-	srv := serve.New(cfg.Platform.Config, serve.Options{
-		Name:      Name,
-		Logger:    log,
-		Telemetry: tel,
-		Policy:    Policy(),
-		Verifier:  keys.NewVerifier(cfg.Auth),
-		Auth:      cfg.Auth,
-	})
-	paymentv1.RegisterPaymentServiceServer(srv, paymentapi.New(svc))
-	return srv.Serve(ctx, lis, db)
+	paymentv1.RegisterPaymentServiceServer(d.Server, paymentapi.New(svc))
+	return d.Server.Serve(ctx, lis, db)
 }

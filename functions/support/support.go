@@ -16,12 +16,8 @@ package support
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
-
-	"google.golang.org/grpc"
 
 	"github.com/shopfn/shopfn/functions/support/internal/chat"
 	"github.com/shopfn/shopfn/functions/support/internal/clients"
@@ -30,9 +26,7 @@ import (
 	supportv1 "github.com/shopfn/shopfn/proto/shopfn/support/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
-	"github.com/shopfn/shopfn/shared/dial"
 	"github.com/shopfn/shopfn/shared/serve"
-	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
 // Name is the deployable's name.
@@ -81,56 +75,28 @@ func Main(ctx context.Context) error {
 
 // Run serves the support service on lis until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.Database
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "support.db")
-	}
+	path := cfg.DataFile(cfg.Database, "support.db")
 	// The database opens while the rest starts; calls wait for it.
 	db := supportdb.Open(ctx, path)
 	defer db.Close()
 
-	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
 	if err != nil {
 		return err
 	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-
-	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
-	if err != nil {
-		return err
-	}
+	defer d.Close()
 	// The calls carry the end user's own token (see package clients), so
 	// the connections have no credentials of their own.
-	connect := func(addr string, methods []string) (*grpc.ClientConn, error) {
-		cc, err := dial.Dial(addr, dial.Options{
-			Idempotent:     methods,
-			TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagators: tel.Propagator,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", addr, err)
-		}
-		return cc, nil
-	}
-	orderCC, err := connect(cfg.OrderAddr, clients.OrderMethods())
+	orderCC, err := d.Dial(cfg.OrderAddr, clients.OrderMethods(), nil)
 	if err != nil {
 		return err
 	}
-	defer orderCC.Close()
-	userCC, err := connect(cfg.UserAddr, clients.UserMethods())
+	userCC, err := d.Dial(cfg.UserAddr, clients.UserMethods(), nil)
 	if err != nil {
 		return err
 	}
-	defer userCC.Close()
 
 	svc := chat.NewService(db, supportdb.NewHub(db, cfg.OutgoingBuffer), clients.NewOrders(orderCC), clients.NewNames(userCC), cfg.Limits)
-	srv := serve.New(cfg.Platform.Config, serve.Options{
-		Name:      Name,
-		Logger:    log,
-		Telemetry: tel,
-		Policy:    Policy(),
-		Verifier:  keys.NewVerifier(cfg.Auth),
-		Auth:      cfg.Auth,
-	})
-	supportv1.RegisterSupportServiceServer(srv, supportapi.New(svc, ctx.Done()))
-	return srv.Serve(ctx, lis, db)
+	supportv1.RegisterSupportServiceServer(d.Server, supportapi.New(svc, ctx.Done()))
+	return d.Server.Serve(ctx, lis, db)
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 
 	"github.com/shopfn/shopfn/functions/user/internal/account"
 	"github.com/shopfn/shopfn/functions/user/internal/accountdb"
@@ -20,7 +19,6 @@ import (
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/serve"
-	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
 // Name is the deployable's name.
@@ -65,37 +63,21 @@ func Main(ctx context.Context) error {
 
 // Run serves the user service on lis until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.Database
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "user.db")
-	}
+	path := cfg.DataFile(cfg.Database, "user.db")
 	// The database opens while the rest starts; calls wait for it.
 	db := accountdb.Open(ctx, path, cfg.CacheSize)
 	defer db.Close()
 
-	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
 	if err != nil {
 		return err
 	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-
-	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	signer := keys.NewSigner(cfg.Auth)
+	defer d.Close()
+	signer := d.Keys.NewSigner(cfg.Auth)
 	if signer == nil {
 		return fmt.Errorf("%s issues tokens: set SHOPFN_JWT_SIGNING_KEY", Name)
 	}
 	svc := account.NewService(db, signer, cfg.AdminEmails, cfg.LoginLimits)
-	srv := serve.New(cfg.Platform.Config, serve.Options{
-		Name:      Name,
-		Logger:    log,
-		Telemetry: tel,
-		Policy:    Policy(),
-		Verifier:  keys.NewVerifier(cfg.Auth),
-		Auth:      cfg.Auth,
-	})
-	userv1.RegisterUserServiceServer(srv, userapi.New(svc, cfg.TrustedProxyHops))
-	return srv.Serve(ctx, lis, db)
+	userv1.RegisterUserServiceServer(d.Server, userapi.New(svc, cfg.TrustedProxyHops))
+	return d.Server.Serve(ctx, lis, db)
 }

@@ -1,0 +1,94 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/shopfn/shopfn/shared/auth"
+	"github.com/shopfn/shopfn/shared/dial"
+	"github.com/shopfn/shopfn/shared/telemetry"
+)
+
+// Deployment is what every deployable's Run sets up the same way: its
+// telemetry, its JWT keys, its server with its access policy, and its
+// connections to the deployables it calls. Run creates the store first (it
+// opens in the background), then the Deployment, registers its service on
+// Server, and serves.
+type Deployment struct {
+	Name      string
+	Platform  Platform
+	Telemetry *telemetry.Providers
+	Keys      auth.Keys
+	Server    *Server
+
+	conns []*grpc.ClientConn
+}
+
+// Start sets up the deployable called name. Close it when Run returns.
+func Start(ctx context.Context, name string, p Platform, log *slog.Logger, policy auth.Policy) (*Deployment, error) {
+	tel, err := telemetry.Setup(ctx, name, p.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := auth.LoadKeys(p.Auth, p.DataDir)
+	if err != nil {
+		return nil, errors.Join(err, tel.Shutdown(ctx))
+	}
+	return &Deployment{
+		Name: name, Platform: p, Telemetry: tel, Keys: keys,
+		Server: New(p.Config, Options{
+			Name: name, Logger: log, Telemetry: tel, Policy: policy,
+			Verifier: keys.NewVerifier(p.Auth), Auth: p.Auth,
+		}),
+	}, nil
+}
+
+// DataFile is the path of a file of the deployable's: override when set,
+// else name in the data directory.
+func (p Platform) DataFile(override, name string) string {
+	if override != "" {
+		return override
+	}
+	return filepath.Join(p.DataDir, name)
+}
+
+// Dial opens a connection to another deployable at addr with this one's
+// telemetry; only the idempotent methods are retried. creds, when not nil,
+// authenticate every call (nil: calls carry what their context carries).
+// Close closes it.
+func (d *Deployment) Dial(addr string, idempotent []string, creds credentials.PerRPCCredentials) (*grpc.ClientConn, error) {
+	cc, err := dial.Dial(addr, dial.Options{
+		Idempotent: idempotent, PerRPCCredentials: creds,
+		TracerProvider: d.Telemetry.Tracer, MeterProvider: d.Telemetry.Meter, Propagators: d.Telemetry.Propagator,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: dial %s: %w", d.Name, addr, err)
+	}
+	d.conns = append(d.conns, cc)
+	return cc, nil
+}
+
+// ServiceCredentials are this deployable's credentials for calling other
+// services' internal methods. They need the signing key (the dev key
+// locally; in the cloud, service identity tokens take their place).
+func (d *Deployment) ServiceCredentials() (*auth.ServiceCredentials, error) {
+	signer := d.Keys.NewSigner(d.Platform.Auth)
+	if signer == nil {
+		return nil, fmt.Errorf("%s calls internal methods: it needs SHOPFN_JWT_SIGNING_KEY (or the dev key)", d.Name)
+	}
+	return auth.NewServiceCredentials(signer, d.Name), nil
+}
+
+// Close closes the connections and flushes telemetry.
+func (d *Deployment) Close() {
+	for _, cc := range d.conns {
+		cc.Close()
+	}
+	d.Telemetry.Shutdown(context.Background())
+}
