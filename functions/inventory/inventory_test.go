@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopfn/shopfn/shared/servetest"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -908,23 +909,8 @@ func TestStopsWhenTheStoreCannotOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DataDir = t.TempDir()
-	blocker := filepath.Join(cfg.DataDir, "file")
-	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Database = filepath.Join(blocker, "inventory.db") // a directory that is a file
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- inventory.Run(context.Background(), cfg, slog.New(slog.DiscardHandler), lis) }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("Run with an unopenable database = nil, want an error")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run kept serving without its database")
-	}
+	cfg.Database = servetest.UnopenablePath(t, "inventory.db")
+	servetest.ExpectRunFails(t, func(ctx context.Context, lis net.Listener) error {
+		return inventory.Run(ctx, cfg, slog.New(slog.DiscardHandler), lis)
+	})
 }

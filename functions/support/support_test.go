@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopfn/shopfn/shared/servetest"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -950,25 +952,12 @@ func TestShutdownEndsChats(t *testing.T) {
 
 func TestStopsWhenTheStoreCannotOpen(t *testing.T) {
 	var cfg support.Config
-	load(t, &cfg)
+	if err := config.Load(&cfg); err != nil {
+		t.Fatal(err)
+	}
 	cfg.DataDir = t.TempDir()
-	blocker := filepath.Join(cfg.DataDir, "file")
-	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Database = filepath.Join(blocker, "support.db") // a directory that is a file
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- support.Run(context.Background(), cfg, discard(), lis) }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("Run with an unopenable database = nil, want an error")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run kept serving without its database")
-	}
+	cfg.Database = servetest.UnopenablePath(t, "support.db")
+	servetest.ExpectRunFails(t, func(ctx context.Context, lis net.Listener) error {
+		return support.Run(ctx, cfg, slog.New(slog.DiscardHandler), lis)
+	})
 }
