@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopfn/shopfn/shared/servetest"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -27,6 +25,7 @@ import (
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/outbox"
+	"github.com/shopfn/shopfn/shared/servetest"
 )
 
 type env struct {

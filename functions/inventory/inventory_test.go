@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopfn/shopfn/shared/servetest"
-
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,6 +27,7 @@ import (
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/outbox"
+	"github.com/shopfn/shopfn/shared/servetest"
 )
 
 type env struct {

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopfn/shopfn/shared/servetest"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -35,6 +33,7 @@ import (
 	"github.com/shopfn/shopfn/shared/apperr"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/servetest"
 )
 
 // testTimeout bounds every stream a test opens, so a bug shows up as a

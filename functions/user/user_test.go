@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopfn/shopfn/shared/servetest"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -24,6 +22,7 @@ import (
 	"github.com/shopfn/shopfn/shared/apperr"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/servetest"
 )
 
 type env struct {
