@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -48,24 +46,10 @@ func start(t testing.TB, mutate func(*catalog.Config)) *env {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- catalog.Run(ctx, cfg, slog.New(slog.DiscardHandler), lis) }()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cc.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
+	addr, _ := servetest.Serve(t, func(ctx context.Context, lis net.Listener) error {
+		return catalog.Run(ctx, cfg, slog.New(slog.DiscardHandler), lis)
 	})
+	cc := servetest.Conn(t, addr)
 	e := &env{client: catalogv1.NewCatalogServiceClient(cc), dir: cfg.DataDir, cfg: cfg}
 	keys, err := auth.LoadKeys(auth.Config{DevKey: true}, cfg.DataDir)
 	if err != nil {
@@ -144,16 +128,9 @@ func (e *env) get(t testing.TB, id string) *catalogv1.Product {
 	return got.GetProduct()
 }
 
-func wantErr(t testing.TB, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code || apperr.Reason(err) != reason {
-		t.Fatalf("error = %v (reason %q), want %v with reason %q", err, apperr.Reason(err), code, reason)
-	}
-}
-
 func wantField(t testing.TB, err error, field string) {
 	t.Helper()
-	wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 	for _, v := range apperr.FieldViolations(err) {
 		if v.Field == field {
 			return
@@ -181,7 +158,7 @@ func TestCreateAndGet(t *testing.T) {
 		}
 	}
 	_, err := e.client.GetProduct(context.Background(), &catalogv1.GetProductRequest{ProductId: "prd_missing"})
-	wantErr(t, err, codes.NotFound, "PRODUCT_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "PRODUCT_NOT_FOUND")
 }
 
 func TestInactiveProductsAreForAdmins(t *testing.T) {
@@ -191,7 +168,7 @@ func TestInactiveProductsAreForAdmins(t *testing.T) {
 	p := e.create(t, d)
 	for _, ctx := range []context.Context{context.Background(), e.customer} {
 		_, err := e.client.GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: p.GetId()})
-		wantErr(t, err, codes.NotFound, "PRODUCT_NOT_FOUND")
+		servetest.WantErr(t, err, codes.NotFound, "PRODUCT_NOT_FOUND")
 	}
 	for name, ctx := range map[string]context.Context{"admin": e.admin, "service": e.service} {
 		if _, err := e.client.GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: p.GetId()}); err != nil {
@@ -205,12 +182,12 @@ func TestCreateRejects(t *testing.T) {
 	e.create(t, draft("MUG-1", "Red mug", 1250))
 
 	_, err := e.client.CreateProduct(e.admin, &catalogv1.CreateProductRequest{Product: draft("MUG-1", "Another mug", 999)})
-	wantErr(t, err, codes.AlreadyExists, "SKU_TAKEN")
+	servetest.WantErr(t, err, codes.AlreadyExists, "SKU_TAKEN")
 
 	_, err = e.client.CreateProduct(e.customer, &catalogv1.CreateProductRequest{Product: draft("MUG-2", "Mug", 1)})
-	wantErr(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
+	servetest.WantErr(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
 	_, err = e.client.CreateProduct(context.Background(), &catalogv1.CreateProductRequest{Product: draft("MUG-2", "Mug", 1)})
-	wantErr(t, err, codes.Unauthenticated, "TOKEN_MISSING")
+	servetest.WantErr(t, err, codes.Unauthenticated, "TOKEN_MISSING")
 
 	bad := []struct {
 		name  string
@@ -272,7 +249,7 @@ func TestUpdateProduct(t *testing.T) {
 	_, err = e.client.UpdateProduct(e.admin, &catalogv1.UpdateProductRequest{
 		ProductId: p.GetId(), Etag: p.GetEtag(), UpdateMask: mask("name"), Product: &catalogv1.ProductDraft{Name: "Lost update"},
 	})
-	wantErr(t, err, codes.Aborted, "STALE_ETAG")
+	servetest.WantErr(t, err, codes.Aborted, "STALE_ETAG")
 
 	bad := []struct {
 		name   string
@@ -308,11 +285,11 @@ func TestUpdateProduct(t *testing.T) {
 	_, err = e.client.UpdateProduct(e.admin, &catalogv1.UpdateProductRequest{
 		ProductId: "prd_missing", Etag: "1", UpdateMask: mask("name"), Product: &catalogv1.ProductDraft{Name: "x"},
 	})
-	wantErr(t, err, codes.NotFound, "PRODUCT_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "PRODUCT_NOT_FOUND")
 	_, err = e.client.UpdateProduct(e.customer, &catalogv1.UpdateProductRequest{
 		ProductId: p.GetId(), Etag: up.GetEtag(), UpdateMask: mask("name"), Product: &catalogv1.ProductDraft{Name: "x"},
 	})
-	wantErr(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
+	servetest.WantErr(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
 }
 
 // TestConcurrentUpdatesOneWins sends updates based on the same etag at

@@ -20,6 +20,7 @@ import (
 	catalogv1 "github.com/shopfn/shopfn/proto/shopfn/catalog/v1"
 	eventsv1 "github.com/shopfn/shopfn/proto/shopfn/events/v1"
 	"github.com/shopfn/shopfn/shared/outbox"
+	"github.com/shopfn/shopfn/shared/servetest"
 )
 
 // picture draws a w×h gradient, different for each seed.
@@ -212,7 +213,7 @@ func TestUploadImageRejects(t *testing.T) {
 			if got != nil {
 				t.Fatalf("UploadProductImage(%s) = %v, want an error", tt.name, got)
 			}
-			wantErr(t, err, tt.code, tt.reason)
+			servetest.WantErr(t, err, tt.code, tt.reason)
 			if objs := e.objects(t); len(objs) != 0 {
 				t.Errorf("bucket after a refused upload = %v, want empty", objs)
 			}
@@ -279,7 +280,7 @@ func TestSetProductImages(t *testing.T) {
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.client.SetProductImages(tt.ctx, tt.req)
-			wantErr(t, err, tt.code, tt.reason)
+			servetest.WantErr(t, err, tt.code, tt.reason)
 			if after := e.get(t, p.GetId()); !proto.Equal(after, before) {
 				t.Errorf("product after a refused call = %v, want %v", after, before)
 			}

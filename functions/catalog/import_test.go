@@ -11,6 +11,7 @@ import (
 
 	catalogv1 "github.com/shopfn/shopfn/proto/shopfn/catalog/v1"
 	"github.com/shopfn/shopfn/shared/apperr"
+	"github.com/shopfn/shopfn/shared/servetest"
 )
 
 // bulkImport sends items as one import stream.
@@ -110,7 +111,7 @@ func TestBulkImportMixedItems(t *testing.T) {
 func TestBulkImportNeedsAdmin(t *testing.T) {
 	e := start(t, nil)
 	_, err := e.bulkImport(e.customer, []*catalogv1.ProductDraft{draft("NEW-1", "New", 1)})
-	wantErr(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
+	servetest.WantErr(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
 	if n := e.rows(t); n != 0 {
 		t.Errorf("products after a refused import = %d, want 0", n)
 	}
@@ -149,7 +150,7 @@ func TestBulkImportTenThousand(t *testing.T) {
 func TestBulkImportTooLong(t *testing.T) {
 	e := start(t, nil)
 	_, err := e.bulkImport(e.admin, items("BULK", 10_001))
-	wantErr(t, err, codes.ResourceExhausted, "MESSAGE_TOO_LARGE")
+	servetest.WantErr(t, err, codes.ResourceExhausted, "MESSAGE_TOO_LARGE")
 	if n := e.rows(t); n != 10_000 {
 		t.Errorf("products after an overlong import = %d, want the first 10,000", n)
 	}

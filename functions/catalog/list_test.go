@@ -13,6 +13,7 @@ import (
 
 	catalogv1 "github.com/shopfn/shopfn/proto/shopfn/catalog/v1"
 	commonv1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
+	"github.com/shopfn/shopfn/shared/servetest"
 )
 
 func skus(ps []*catalogv1.Product) []string {
@@ -125,7 +126,7 @@ func TestListFiltersAndSearch(t *testing.T) {
 			if tt.field != "" {
 				wantField(t, err, tt.field)
 			} else {
-				wantErr(t, err, codes.InvalidArgument, tt.reason)
+				servetest.WantErr(t, err, codes.InvalidArgument, tt.reason)
 			}
 		})
 	}
@@ -155,7 +156,7 @@ func TestListPageTokenIsBoundToItsQuery(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.req.PageToken = tok
 			_, err := e.client.ListProducts(e.admin, tt.req)
-			wantErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
+			servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
 		})
 	}
 	// The same query with another page size is fine.

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -52,25 +51,11 @@ func start(t testing.TB, mutate func(*inventory.Config)) *env {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- inventory.Run(ctx, cfg, slog.New(slog.DiscardHandler), lis) }()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cc.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
+	addr, _ := servetest.Serve(t, func(ctx context.Context, lis net.Listener) error {
+		return inventory.Run(ctx, cfg, slog.New(slog.DiscardHandler), lis)
 	})
-	e := &env{client: inventoryv1.NewInventoryServiceClient(cc), addr: lis.Addr().String(), dir: cfg.DataDir, cfg: cfg}
+	cc := servetest.Conn(t, addr)
+	e := &env{client: inventoryv1.NewInventoryServiceClient(cc), addr: addr, dir: cfg.DataDir, cfg: cfg}
 	signer := e.signer(t)
 	e.admin = e.as(t, signer, auth.Principal{Subject: "usr_admin", Role: auth.RoleAdmin})
 	e.customer = e.as(t, signer, auth.Principal{Subject: "usr_ann", Role: auth.RoleCustomer})
@@ -209,24 +194,6 @@ func (e *env) lowStock(t testing.TB) []*eventsv1.LowStock {
 	return out
 }
 
-func wantErr(t testing.TB, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code || apperr.Reason(err) != reason {
-		t.Fatalf("error = %v (reason %q), want %v with reason %q", err, apperr.Reason(err), code, reason)
-	}
-}
-
-// errMetadata returns the ErrorInfo metadata of a status error.
-func errMetadata(err error) map[string]string {
-	st, _ := status.FromError(err)
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return info.GetMetadata()
-		}
-	}
-	return nil
-}
-
 // waitUntilPast sleeps until t has passed on this machine's clock (the
 // service's clock too): a reservation expiring at t is then expired.
 func waitUntilPast(t time.Time) {
@@ -271,7 +238,7 @@ func TestAccess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantErr(t, tt.call(), tt.code, tt.reason)
+			servetest.WantErr(t, tt.call(), tt.code, tt.reason)
 		})
 	}
 	e.wantUnchanged(t, before)
@@ -302,8 +269,8 @@ func TestSetAndGetStock(t *testing.T) {
 	e.wantStock(t, "SKU-1", 0, 0)
 	// SKUs are case-sensitive.
 	_, err := e.client.GetStock(context.Background(), &inventoryv1.GetStockRequest{Sku: "sku-1"})
-	wantErr(t, err, codes.NotFound, "SKU_NOT_FOUND")
-	if md := errMetadata(err); md["sku"] != "sku-1" {
+	servetest.WantErr(t, err, codes.NotFound, "SKU_NOT_FOUND")
+	if md := apperr.Metadata(err); md["sku"] != "sku-1" {
 		t.Errorf("GetStock(unknown) metadata = %v, want sku", md)
 	}
 }
@@ -314,8 +281,8 @@ func TestSetStockBelowReserved(t *testing.T) {
 	e.reserve(t, "ord_1", line("SKU-1", 6))
 	before := e.snapshot(t)
 	_, err := e.client.SetStock(e.admin, &inventoryv1.SetStockRequest{Sku: "SKU-1", OnHand: 5})
-	wantErr(t, err, codes.FailedPrecondition, "INSUFFICIENT_STOCK")
-	if md := errMetadata(err); md["sku"] != "SKU-1" || md["reserved"] != "6" {
+	servetest.WantErr(t, err, codes.FailedPrecondition, "INSUFFICIENT_STOCK")
+	if md := apperr.Metadata(err); md["sku"] != "SKU-1" || md["reserved"] != "6" {
 		t.Errorf("SetStock(below reserved) metadata = %v, want sku and reserved", md)
 	}
 	e.wantUnchanged(t, before)
@@ -401,7 +368,7 @@ func TestBadRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.snapshot(t)
 			err := tt.call()
-			wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+			servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 			if v := apperr.FieldViolations(err); len(v) == 0 || v[0].Field != tt.field {
 				t.Errorf("violations = %v, want %s", v, tt.field)
 			}
@@ -443,8 +410,8 @@ func TestReserveFailuresChangeNothing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.snapshot(t)
 			_, err := e.client.Reserve(e.service, tt.req)
-			wantErr(t, err, tt.code, tt.reason)
-			if md := errMetadata(err); !reflect.DeepEqual(md, tt.md) {
+			servetest.WantErr(t, err, tt.code, tt.reason)
+			if md := apperr.Metadata(err); !reflect.DeepEqual(md, tt.md) {
 				t.Errorf("Reserve(%v) metadata = %v, want %v", tt.req, md, tt.md)
 			}
 			e.wantUnchanged(t, before)
@@ -520,8 +487,8 @@ func TestCommitAndRelease(t *testing.T) {
 	// Nothing is left to commit.
 	before := e.snapshot(t)
 	_, err := e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: "ord_2"})
-	wantErr(t, err, codes.FailedPrecondition, "RESERVATION_NOT_FOUND")
-	if md := errMetadata(err); md["state"] != "RESERVATION_STATE_RELEASED" {
+	servetest.WantErr(t, err, codes.FailedPrecondition, "RESERVATION_NOT_FOUND")
+	if md := apperr.Metadata(err); md["state"] != "RESERVATION_STATE_RELEASED" {
 		t.Errorf("Commit(released) metadata = %v, want the state", md)
 	}
 	e.wantUnchanged(t, before)
@@ -545,7 +512,7 @@ func TestUnknownOrders(t *testing.T) {
 	before := e.snapshot(t)
 
 	_, err := e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: "ord_unknown"})
-	wantErr(t, err, codes.NotFound, "RESERVATION_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "RESERVATION_NOT_FOUND")
 	e.wantUnchanged(t, before)
 
 	// Release of an order that never reserved succeeds and does nothing, so
@@ -567,7 +534,7 @@ func TestExpiry(t *testing.T) {
 	waitUntilPast(r.GetExpireTime().AsTime())
 	for range 2 {
 		_, err := e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: "ord_commit"})
-		wantErr(t, err, codes.FailedPrecondition, "RESERVATION_EXPIRED")
+		servetest.WantErr(t, err, codes.FailedPrecondition, "RESERVATION_EXPIRED")
 		e.wantStock(t, "SKU-1", 10, 0)
 	}
 	rel, err := e.client.Release(e.service, &inventoryv1.ReleaseRequest{OrderId: "ord_commit"})
@@ -601,7 +568,7 @@ func TestExpiry(t *testing.T) {
 	e.wantUnchanged(t, before)
 	for _, r := range []*inventoryv1.Reservation{r1, r2} {
 		_, err := e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: r.GetOrderId()})
-		wantErr(t, err, codes.FailedPrecondition, "RESERVATION_EXPIRED")
+		servetest.WantErr(t, err, codes.FailedPrecondition, "RESERVATION_EXPIRED")
 		// A retry of the Reserve sees the expired reservation; it holds nothing.
 		if again := e.reserve(t, r.GetOrderId(), r.GetLines()...); again.GetState() != inventoryv1.ReservationState_RESERVATION_STATE_EXPIRED {
 			t.Errorf("Reserve retry of an expired reservation = %v, want EXPIRED", again)
@@ -638,10 +605,10 @@ func TestExpiredUnitsDoNotBlock(t *testing.T) {
 	r = e.reserve(t, "ord_old3", line("SKU-2", 1))
 	waitUntilPast(r.GetExpireTime().AsTime())
 	_, err = e.client.Reserve(e.service, &inventoryv1.ReserveRequest{OrderId: "ord_big", Lines: []*inventoryv1.Line{line("SKU-2", 2)}})
-	wantErr(t, err, codes.FailedPrecondition, "INSUFFICIENT_STOCK")
+	servetest.WantErr(t, err, codes.FailedPrecondition, "INSUFFICIENT_STOCK")
 	e.wantStock(t, "SKU-2", 1, 0)
 	_, err = e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: "ord_big"})
-	wantErr(t, err, codes.NotFound, "RESERVATION_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "RESERVATION_NOT_FOUND")
 }
 
 func TestLowStockEvents(t *testing.T) {
@@ -669,8 +636,8 @@ func TestLowStockEvents(t *testing.T) {
 	e.reserve(t, "ord_3", line("SKU-1", 2)) // 3: already below
 	want(5)
 	_, err := e.client.Reserve(e.service, &inventoryv1.ReserveRequest{OrderId: "ord_x", Lines: []*inventoryv1.Line{line("SKU-1", 4)}})
-	wantErr(t, err, codes.FailedPrecondition, "INSUFFICIENT_STOCK") // a failure records nothing
-	e.setStock(t, "SKU-1", 8)                                       // 1: below, lower still
+	servetest.WantErr(t, err, codes.FailedPrecondition, "INSUFFICIENT_STOCK") // a failure records nothing
+	e.setStock(t, "SKU-1", 8)                                                 // 1: below, lower still
 	want(5)
 	for _, id := range []string{"ord_1", "ord_2", "ord_3"} {
 		if _, err := e.client.Release(e.service, &inventoryv1.ReleaseRequest{OrderId: id}); err != nil {
@@ -839,7 +806,7 @@ func TestExpiredDeadlineDoesNothing(t *testing.T) {
 	}
 	e.wantUnchanged(t, before)
 	_, err = e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: "ord_1"})
-	wantErr(t, err, codes.NotFound, "RESERVATION_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "RESERVATION_NOT_FOUND")
 }
 
 func TestSweep(t *testing.T) {
@@ -870,7 +837,7 @@ func TestSweep(t *testing.T) {
 	cancel()
 	<-done // Sweep returns when its context ends
 	_, err = e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: "ord_1"})
-	wantErr(t, err, codes.FailedPrecondition, "RESERVATION_EXPIRED")
+	servetest.WantErr(t, err, codes.FailedPrecondition, "RESERVATION_EXPIRED")
 }
 
 func TestDataSurvivesRestart(t *testing.T) {

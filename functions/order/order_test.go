@@ -18,6 +18,7 @@ import (
 	paymentv1 "github.com/shopfn/shopfn/proto/shopfn/payment/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/outbox"
+	"github.com/shopfn/shopfn/shared/servetest"
 )
 
 const (
@@ -89,7 +90,7 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := s.orders.CreateOrder(alice, tt.req)
-			wantErr(t, err, tt.code, tt.reason)
+			servetest.WantErr(t, err, tt.code, tt.reason)
 		})
 	}
 	if _, err := s.orders.CreateOrder(context.Background(), request("key-bad-0006", "tok_visa", line(eur, 1))); status.Code(err) != codes.Unauthenticated {
@@ -143,7 +144,7 @@ func TestIdempotencyKey(t *testing.T) {
 	// The same key with another request is refused; another user's key is
 	// their own.
 	_, err := s.orders.CreateOrder(alice, request("key-same-0001", "tok_visa", line(mug, 2)))
-	wantErr(t, err, codes.AlreadyExists, "IDEMPOTENCY_KEY_REUSED")
+	servetest.WantErr(t, err, codes.AlreadyExists, "IDEMPOTENCY_KEY_REUSED")
 	if _, err := s.orders.CreateOrder(s.as(t, "usr_bob", auth.RoleCustomer), req); err != nil {
 		t.Errorf("bob reusing alice's key = %v, want a new order", err)
 	}
@@ -276,7 +277,7 @@ func TestCancelConfirmedOrder(t *testing.T) {
 	}
 	id := resp.GetOrder().GetId()
 	_, err = s.orders.CancelOrder(s.as(t, "usr_bob", auth.RoleCustomer), &orderv1.CancelOrderRequest{OrderId: id})
-	wantErr(t, err, codes.NotFound, "ORDER_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "ORDER_NOT_FOUND")
 
 	for range 2 { // idempotent
 		got, err := s.orders.CancelOrder(alice, &orderv1.CancelOrderRequest{OrderId: id})
@@ -315,7 +316,7 @@ func TestCustomersSeeOnlyTheirOrders(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.orders.GetOrder(bob, &orderv1.GetOrderRequest{OrderId: aliceIDs[0]})
-	wantErr(t, err, codes.NotFound, "ORDER_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "ORDER_NOT_FOUND")
 	if _, err := s.orders.GetOrder(s.admin(t), &orderv1.GetOrderRequest{OrderId: aliceIDs[0]}); err != nil {
 		t.Errorf("admin GetOrder = %v", err)
 	}
@@ -351,7 +352,7 @@ func TestCustomersSeeOnlyTheirOrders(t *testing.T) {
 	// A token of alice's listing means nothing in bob's.
 	page, _ := s.orders.ListOrders(alice, &orderv1.ListOrdersRequest{PageSize: 2})
 	_, err = s.orders.ListOrders(bob, &orderv1.ListOrdersRequest{PageSize: 2, PageToken: page.GetNextPageToken()})
-	wantErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
+	servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
 }
 
 func TestWatchOrderFollowsTheSaga(t *testing.T) {
@@ -405,7 +406,7 @@ func TestWatchOrderFollowsTheSaga(t *testing.T) {
 	<-created
 
 	_, err = recvFirst(s.orders.WatchOrder(s.as(t, "usr_bob", auth.RoleCustomer), &orderv1.WatchOrderRequest{OrderId: id}))
-	wantErr(t, err, codes.NotFound, "ORDER_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "ORDER_NOT_FOUND")
 }
 
 func recvFirst(stream orderv1.OrderService_WatchOrderClient, err error) (*orderv1.WatchOrderResponse, error) {
@@ -488,7 +489,7 @@ func TestAttachInvoice(t *testing.T) {
 	id := resp.GetOrder().GetId()
 	inv := &orderv1.Invoice{Number: "INV-1", Object: "invoices/" + id + ".pdf"}
 	_, err = s.orders.AttachInvoice(s.as(t, "usr_alice", auth.RoleCustomer), &orderv1.AttachInvoiceRequest{OrderId: id, Invoice: inv})
-	wantErr(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
+	servetest.WantErr(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
 	svc := s.as(t, "invoicing", auth.RoleService)
 	first, err := s.orders.AttachInvoice(svc, &orderv1.AttachInvoiceRequest{OrderId: id, Invoice: inv})
 	if err != nil || first.GetOrder().GetInvoice().GetNumber() != "INV-1" {

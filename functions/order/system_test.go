@@ -6,13 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/shopfn/shopfn/functions/catalog"
@@ -24,10 +21,10 @@ import (
 	inventoryv1 "github.com/shopfn/shopfn/proto/shopfn/inventory/v1"
 	orderv1 "github.com/shopfn/shopfn/proto/shopfn/order/v1"
 	paymentv1 "github.com/shopfn/shopfn/proto/shopfn/payment/v1"
-	"github.com/shopfn/shopfn/shared/apperr"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/outbox"
+	"github.com/shopfn/shopfn/shared/servetest"
 )
 
 // system is the order service with the real catalog, inventory and payment
@@ -44,39 +41,6 @@ type system struct {
 	payment   paymentv1.PaymentServiceClient
 }
 
-// serveOn runs a service on a new loopback listener until stop.
-func serveOn(t testing.TB, run func(context.Context, net.Listener) error) (addr string, stop func()) {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, lis) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("service on %s stopped with %v", lis.Addr(), err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return lis.Addr().String(), stop
-}
-
-func conn(t testing.TB, addr string) *grpc.ClientConn {
-	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return cc
-}
-
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func startSystem(t testing.TB, tune func(*order.Config)) *system {
@@ -90,15 +54,15 @@ func startSystem(t testing.TB, tune func(*order.Config)) *system {
 	var cc catalog.Config
 	load(&cc)
 	cc.DataDir = s.dir
-	s.addrs["catalog"], s.stops["catalog"] = serveOn(t, func(ctx context.Context, l net.Listener) error { return catalog.Run(ctx, cc, quiet(), l) })
+	s.addrs["catalog"], s.stops["catalog"] = servetest.Serve(t, func(ctx context.Context, l net.Listener) error { return catalog.Run(ctx, cc, quiet(), l) })
 	var ic inventory.Config
 	load(&ic)
 	ic.DataDir = s.dir
-	s.addrs["inventory"], s.stops["inventory"] = serveOn(t, func(ctx context.Context, l net.Listener) error { return inventory.Run(ctx, ic, quiet(), l) })
+	s.addrs["inventory"], s.stops["inventory"] = servetest.Serve(t, func(ctx context.Context, l net.Listener) error { return inventory.Run(ctx, ic, quiet(), l) })
 	var pc payment.Config
 	load(&pc)
 	pc.DataDir = s.dir
-	s.addrs["payment"], s.stops["payment"] = serveOn(t, func(ctx context.Context, l net.Listener) error { return payment.Run(ctx, pc, quiet(), l) })
+	s.addrs["payment"], s.stops["payment"] = servetest.Serve(t, func(ctx context.Context, l net.Listener) error { return payment.Run(ctx, pc, quiet(), l) })
 
 	load(&s.orderCfg)
 	s.orderCfg.DataDir = s.dir
@@ -114,9 +78,9 @@ func startSystem(t testing.TB, tune func(*order.Config)) *system {
 		t.Fatal(err)
 	}
 	s.signer = auth.NewSigner(keys.Private(), s.orderCfg.Issuer, s.orderCfg.Audience, time.Hour)
-	s.catalog = catalogv1.NewCatalogServiceClient(conn(t, s.addrs["catalog"]))
-	s.inventory = inventoryv1.NewInventoryServiceClient(conn(t, s.addrs["inventory"]))
-	s.payment = paymentv1.NewPaymentServiceClient(conn(t, s.addrs["payment"]))
+	s.catalog = catalogv1.NewCatalogServiceClient(servetest.Conn(t, s.addrs["catalog"]))
+	s.inventory = inventoryv1.NewInventoryServiceClient(servetest.Conn(t, s.addrs["inventory"]))
+	s.payment = paymentv1.NewPaymentServiceClient(servetest.Conn(t, s.addrs["payment"]))
 	return s
 }
 
@@ -124,8 +88,8 @@ func startSystem(t testing.TB, tune func(*order.Config)) *system {
 func (s *system) startOrder(t testing.TB) {
 	t.Helper()
 	cfg := s.orderCfg
-	s.addrs["order"], s.stops["order"] = serveOn(t, func(ctx context.Context, l net.Listener) error { return order.Run(ctx, cfg, quiet(), l) })
-	s.orders = orderv1.NewOrderServiceClient(conn(t, s.addrs["order"]))
+	s.addrs["order"], s.stops["order"] = servetest.Serve(t, func(ctx context.Context, l net.Listener) error { return order.Run(ctx, cfg, quiet(), l) })
+	s.orders = orderv1.NewOrderServiceClient(servetest.Conn(t, s.addrs["order"]))
 }
 
 func (s *system) as(t testing.TB, subject string, role auth.Role) context.Context {
@@ -216,11 +180,4 @@ func request(key, token string, lines ...*orderv1.LineItem) *orderv1.CreateOrder
 
 func line(productID string, qty int32) *orderv1.LineItem {
 	return &orderv1.LineItem{ProductId: productID, Quantity: qty}
-}
-
-func wantErr(t testing.TB, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code || apperr.Reason(err) != reason {
-		t.Fatalf("error = %v (reason %q), want %v with reason %q", err, apperr.Reason(err), code, reason)
-	}
 }

@@ -179,13 +179,6 @@ func (e *env) snapshot(t testing.TB) string {
 	return b.String()
 }
 
-func wantErr(t testing.TB, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code || apperr.Reason(err) != reason {
-		t.Fatalf("error = %v (reason %q), want %v with reason %q", err, apperr.Reason(err), code, reason)
-	}
-}
-
 // metadata returns the ErrorInfo metadata of a status error.
 func metadata(err error) map[string]string {
 	st, _ := status.FromError(err)
@@ -220,7 +213,7 @@ func TestAuthorizeApproves(t *testing.T) {
 			req := authorizeReq(order, 1234, tt.token)
 			resp, err := e.client.Authorize(e.svc, req)
 			if strings.HasPrefix(tt.token, "tok_unavailable_") {
-				wantErr(t, err, codes.Unavailable, "PROCESSOR_UNAVAILABLE")
+				servetest.WantErr(t, err, codes.Unavailable, "PROCESSOR_UNAVAILABLE")
 				resp, err = e.client.Authorize(e.svc, req)
 			}
 			if err != nil {
@@ -281,7 +274,7 @@ func TestAuthorizeMismatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.client.Authorize(e.svc, tt.req)
-			wantErr(t, err, codes.AlreadyExists, "PAYMENT_MISMATCH")
+			servetest.WantErr(t, err, codes.AlreadyExists, "PAYMENT_MISMATCH")
 			if after := e.snapshot(t); after != before {
 				t.Errorf("store after Authorize(%v):\n%s\nwant unchanged:\n%s", tt.req, after, before)
 			}
@@ -304,7 +297,7 @@ func TestAuthorizeDeclines(t *testing.T) {
 			req := authorizeReq(order, 700, tt.token)
 			for range 2 { // the retry gets the recorded decline
 				_, err := e.client.Authorize(e.svc, req)
-				wantErr(t, err, codes.FailedPrecondition, "PAYMENT_DECLINED")
+				servetest.WantErr(t, err, codes.FailedPrecondition, "PAYMENT_DECLINED")
 				if got := metadata(err)["decline_code"]; got != tt.code {
 					t.Errorf("Authorize(%v) decline_code = %q, want %q", req, got, tt.code)
 				}
@@ -355,9 +348,9 @@ func TestBadAuthorizeRequests(t *testing.T) {
 			if tt.name == "unknown token on an existing order" {
 				// The stored payment answers first: a token other than the
 				// authorized one is a mismatch, known or not.
-				wantErr(t, err, codes.AlreadyExists, "PAYMENT_MISMATCH")
+				servetest.WantErr(t, err, codes.AlreadyExists, "PAYMENT_MISMATCH")
 			} else {
-				wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+				servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 				if v := apperr.FieldViolations(err); len(v) != 1 || v[0].Field != tt.field {
 					t.Errorf("Authorize(%v) violations = %v, want one on %s", tt.req, v, tt.field)
 				}
@@ -377,17 +370,17 @@ func TestTransientFailureCountsAcrossRestarts(t *testing.T) {
 	e := start(t, dir)
 	req := authorizeReq("ord_flaky", 900, "tok_unavailable_2")
 	_, err := e.client.Authorize(e.svc, req)
-	wantErr(t, err, codes.Unavailable, "PROCESSOR_UNAVAILABLE")
+	servetest.WantErr(t, err, codes.Unavailable, "PROCESSOR_UNAVAILABLE")
 	_, err = e.client.GetPayment(e.admin, &paymentv1.GetPaymentRequest{OrderId: "ord_flaky"})
-	wantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
 	// Another order has its own count.
 	_, err = e.client.Authorize(e.svc, authorizeReq("ord_other", 900, "tok_unavailable_2"))
-	wantErr(t, err, codes.Unavailable, "PROCESSOR_UNAVAILABLE")
+	servetest.WantErr(t, err, codes.Unavailable, "PROCESSOR_UNAVAILABLE")
 
 	e.stop()
 	e = start(t, dir)
 	_, err = e.client.Authorize(e.svc, req)
-	wantErr(t, err, codes.Unavailable, "PROCESSOR_UNAVAILABLE")
+	servetest.WantErr(t, err, codes.Unavailable, "PROCESSOR_UNAVAILABLE")
 	if got := metadata(err)["attempt"]; got != "2" {
 		t.Errorf("Authorize(%v) attempt = %q, want 2", req, got)
 	}
@@ -423,12 +416,12 @@ func TestSlowTokenHonoursDeadline(t *testing.T) {
 	}
 	// Nothing to capture or refund: no half-done payment.
 	_, err = e.client.Capture(e.svc, &paymentv1.CaptureRequest{OrderId: "ord_slow"})
-	wantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
 	if resp, err := e.client.Refund(e.svc, &paymentv1.RefundRequest{OrderId: "ord_slow"}); err != nil || resp.GetPayment() != nil {
 		t.Errorf("Refund(ord_slow) = %v, %v; want no payment", resp, err)
 	}
 	_, err = e.client.GetPayment(e.admin, &paymentv1.GetPaymentRequest{OrderId: "ord_slow"})
-	wantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
 
 	p := e.authorize(t, "ord_slow", 1500, "tok_slow_300ms")
 	if p.GetState() != paymentv1.PaymentState_PAYMENT_STATE_AUTHORIZED {
@@ -526,7 +519,7 @@ func TestBadCaptureRequests(t *testing.T) {
 		}
 	}
 	_, err := e.client.Authorize(e.svc, authorizeReq("ord_declined", 1000, "tok_decline"))
-	wantErr(t, err, codes.FailedPrecondition, "PAYMENT_DECLINED")
+	servetest.WantErr(t, err, codes.FailedPrecondition, "PAYMENT_DECLINED")
 	before := e.snapshot(t)
 
 	tests := []struct {
@@ -551,7 +544,7 @@ func TestBadCaptureRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.client.Capture(e.svc, tt.req)
-			wantErr(t, err, tt.code, tt.reason)
+			servetest.WantErr(t, err, tt.code, tt.reason)
 			if after := e.snapshot(t); after != before {
 				t.Errorf("store after Capture(%v):\n%s\nwant unchanged:\n%s", tt.req, after, before)
 			}
@@ -595,7 +588,7 @@ func TestRefund(t *testing.T) {
 func TestRefundWithoutAuthorization(t *testing.T) {
 	e := start(t, "")
 	_, err := e.client.Authorize(e.svc, authorizeReq("ord_declined", 1000, "tok_insufficient_funds"))
-	wantErr(t, err, codes.FailedPrecondition, "PAYMENT_DECLINED")
+	servetest.WantErr(t, err, codes.FailedPrecondition, "PAYMENT_DECLINED")
 	before := e.snapshot(t)
 	for _, order := range []string{"ord_never", "ord_declined"} {
 		resp, err := e.client.Refund(e.svc, &paymentv1.RefundRequest{OrderId: order})
@@ -607,7 +600,7 @@ func TestRefundWithoutAuthorization(t *testing.T) {
 		}
 	}
 	_, err = e.client.Refund(e.svc, &paymentv1.RefundRequest{})
-	wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 	if after := e.snapshot(t); after != before {
 		t.Errorf("store after Refund(no order):\n%s\nwant unchanged:\n%s", after, before)
 	}
@@ -667,7 +660,7 @@ func TestRefundWaitsForAuthorizeInFlight(t *testing.T) {
 	e := start(t, "")
 	// A call that reaches the store: the schema exists from then on.
 	_, err := e.client.GetPayment(e.admin, &paymentv1.GetPaymentRequest{OrderId: "ord_inflight"})
-	wantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
 	done := make(chan error, 1)
 	go func() {
 		_, err := e.client.Authorize(e.svc, authorizeReq("ord_inflight", 1000, "tok_slow_200ms"))
@@ -719,9 +712,9 @@ func TestAccess(t *testing.T) {
 	}
 	for _, tt := range calls {
 		t.Run(tt.name, func(t *testing.T) {
-			wantErr(t, tt.call(context.Background()), codes.Unauthenticated, "TOKEN_MISSING")
+			servetest.WantErr(t, tt.call(context.Background()), codes.Unauthenticated, "TOKEN_MISSING")
 			for _, ctx := range tt.denied {
-				wantErr(t, tt.call(ctx), codes.PermissionDenied, "PERMISSION_DENIED")
+				servetest.WantErr(t, tt.call(ctx), codes.PermissionDenied, "PERMISSION_DENIED")
 			}
 			if after := e.snapshot(t); after != before {
 				t.Errorf("store after denied %s calls:\n%s\nwant unchanged:\n%s", tt.name, after, before)
@@ -729,9 +722,9 @@ func TestAccess(t *testing.T) {
 		})
 	}
 	_, err := e.client.GetPayment(e.admin, &paymentv1.GetPaymentRequest{OrderId: "ord_none"})
-	wantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "PAYMENT_NOT_FOUND")
 	_, err = e.client.GetPayment(e.admin, &paymentv1.GetPaymentRequest{})
-	wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 }
 
 func TestStopsWhenTheStoreCannotOpen(t *testing.T) {

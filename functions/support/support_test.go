@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	"github.com/shopfn/shopfn/functions/catalog"
 	"github.com/shopfn/shopfn/functions/order"
@@ -337,13 +336,6 @@ func (p *participant) end() (int, error) {
 	}
 }
 
-func wantErr(t *testing.T, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code || apperr.Reason(err) != reason {
-		t.Fatalf("error = %v (reason %q), want %v with reason %q", err, apperr.Reason(err), code, reason)
-	}
-}
-
 func (e *env) history(t *testing.T, u who, room string) []*supportv1.ChatMessage {
 	t.Helper()
 	var all []*supportv1.ChatMessage
@@ -416,9 +408,9 @@ func TestChatInAnOrderRoom(t *testing.T) {
 
 	// Bob may neither join nor read Ann's order room.
 	_, err := open(t, e.support, e.bob).join(&supportv1.JoinRoom{RoomId: room})
-	wantErr(t, err, codes.PermissionDenied, "ROOM_FORBIDDEN")
+	servetest.WantErr(t, err, codes.PermissionDenied, "ROOM_FORBIDDEN")
 	_, err = e.support.History(e.bob.ctx, &supportv1.HistoryRequest{RoomId: room})
-	wantErr(t, err, codes.PermissionDenied, "ROOM_FORBIDDEN")
+	servetest.WantErr(t, err, codes.PermissionDenied, "ROOM_FORBIDDEN")
 	if n := e.messages(t, room); n != 3 {
 		t.Errorf("messages after Bob's attempts = %d, want 3", n)
 	}
@@ -470,7 +462,7 @@ func TestRoomAccess(t *testing.T) {
 				}
 				return
 			}
-			wantErr(t, err, codes.PermissionDenied, tt.reason)
+			servetest.WantErr(t, err, codes.PermissionDenied, tt.reason)
 		})
 	}
 	if o := e.owner(t, "ticket:t-1"); o != e.bob.id {
@@ -504,7 +496,7 @@ func TestRoomAccess(t *testing.T) {
 				}
 				return
 			}
-			wantErr(t, err, codes.PermissionDenied, tt.reason)
+			servetest.WantErr(t, err, codes.PermissionDenied, tt.reason)
 		})
 	}
 	if o := e.owner(t, "ticket:t-3"); o != "" {
@@ -516,7 +508,7 @@ func TestRoomAccess(t *testing.T) {
 	if err == nil {
 		_, err = stream.Recv()
 	}
-	wantErr(t, err, codes.Unauthenticated, "TOKEN_MISSING")
+	servetest.WantErr(t, err, codes.Unauthenticated, "TOKEN_MISSING")
 }
 
 func TestHistoryReplayOnJoin(t *testing.T) {
@@ -649,7 +641,7 @@ func TestSlowConsumer(t *testing.T) {
 	}
 
 	got, err := slow.end()
-	wantErr(t, err, codes.ResourceExhausted, "SLOW_CONSUMER")
+	servetest.WantErr(t, err, codes.ResourceExhausted, "SLOW_CONSUMER")
 	if got >= n {
 		t.Errorf("the slow participant received all %d messages before being dropped", got)
 	}
@@ -665,7 +657,7 @@ func TestPostBeforeJoin(t *testing.T) {
 	p := open(t, e.support, e.ann)
 	p.post("hello?", "")
 	_, err := p.end()
-	wantErr(t, err, codes.InvalidArgument, "NOT_JOINED")
+	servetest.WantErr(t, err, codes.InvalidArgument, "NOT_JOINED")
 }
 
 // TestBadMessages sends each invalid message after a valid post: the
@@ -693,7 +685,7 @@ func TestBadMessages(t *testing.T) {
 			p.expect(1, 1)
 			p.send(tt.req)
 			_, err := p.end()
-			wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+			servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 			if v := apperr.FieldViolations(err); len(v) == 0 || v[0].Field != tt.field {
 				t.Errorf("violations = %v, want %s", v, tt.field)
 			}
@@ -717,7 +709,7 @@ func TestBadMessages(t *testing.T) {
 	for _, tt := range joins {
 		t.Run("join/"+tt.name, func(t *testing.T) {
 			_, err := open(t, e.support, e.ann).join(tt.join)
-			wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+			servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 			if v := apperr.FieldViolations(err); len(v) == 0 || v[0].Field != tt.field {
 				t.Errorf("violations = %v, want %s", v, tt.field)
 			}
@@ -736,7 +728,7 @@ func TestRateLimit(t *testing.T) {
 		p.post(fmt.Sprint("message ", i), "")
 	}
 	got, err := p.end()
-	wantErr(t, err, codes.ResourceExhausted, "RATE_LIMITED")
+	servetest.WantErr(t, err, codes.ResourceExhausted, "RATE_LIMITED")
 	// The stream ends at the refused post: what it had not delivered yet
 	// is for the rejoin to deliver.
 	if got > 3 || e.messages(t, room) != 3 {
@@ -746,7 +738,7 @@ func TestRateLimit(t *testing.T) {
 	again, _ := e.join(t, e.ann, &supportv1.JoinRoom{RoomId: room, AfterSeq: 3})
 	again.post("once more", "")
 	_, err = again.end()
-	wantErr(t, err, codes.ResourceExhausted, "RATE_LIMITED")
+	servetest.WantErr(t, err, codes.ResourceExhausted, "RATE_LIMITED")
 	agent, _ := e.join(t, e.agent, &supportv1.JoinRoom{RoomId: room, AfterSeq: 3})
 	agent.post("Slow down, please.", "")
 	if m := agent.next(); m.GetSeq() != 4 {
@@ -853,13 +845,13 @@ func TestHistoryPaging(t *testing.T) {
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.support.History(e.ann.ctx, tt.req)
-			wantErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
+			servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
 		})
 	}
 	_, err = e.support.History(e.ann.ctx, &supportv1.HistoryRequest{RoomId: "lobby"})
-	wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 	_, err = e.support.History(e.ann.ctx, &supportv1.HistoryRequest{RoomId: room, PageSize: -1})
-	wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 }
 
 // TestResumeFromSeq drops a participant midway; it rejoins from the last
@@ -943,7 +935,7 @@ func TestShutdownEndsChats(t *testing.T) {
 	}
 	cancel()
 	_, err = p.end()
-	wantErr(t, err, codes.Unavailable, "SHUTTING_DOWN")
+	servetest.WantErr(t, err, codes.Unavailable, "SHUTTING_DOWN")
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
 	}

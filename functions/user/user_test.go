@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -43,24 +41,10 @@ func start(t testing.TB, mutate func(*user.Config)) *env {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- user.Run(ctx, cfg, slog.New(slog.DiscardHandler), lis) }()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cc.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
+	addr, _ := servetest.Serve(t, func(ctx context.Context, lis net.Listener) error {
+		return user.Run(ctx, cfg, slog.New(slog.DiscardHandler), lis)
 	})
+	cc := servetest.Conn(t, addr)
 	return &env{client: userv1.NewUserServiceClient(cc), dir: cfg.DataDir, cfg: cfg}
 }
 
@@ -107,13 +91,6 @@ func (e *env) rows(t *testing.T) int {
 	return n
 }
 
-func wantErr(t *testing.T, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code || apperr.Reason(err) != reason {
-		t.Fatalf("error = %v (reason %q), want %v with reason %q", err, apperr.Reason(err), code, reason)
-	}
-}
-
 func TestPolicyCoversEveryMethod(t *testing.T) {
 	if missing := user.Policy().Uncovered(&userv1.UserService_ServiceDesc); len(missing) > 0 {
 		t.Errorf("methods without an access policy: %v", missing)
@@ -137,7 +114,7 @@ func TestDuplicateEmail(t *testing.T) {
 	e := start(t, nil)
 	e.register(t, "ann@example.com", "Ann")
 	_, err := e.client.Register(context.Background(), &userv1.RegisterRequest{Email: "ANN@example.com", Password: "another password!", DisplayName: "Impostor"})
-	wantErr(t, err, codes.AlreadyExists, "EMAIL_TAKEN")
+	servetest.WantErr(t, err, codes.AlreadyExists, "EMAIL_TAKEN")
 	if n := e.rows(t); n != 1 {
 		t.Errorf("users after a duplicate = %d, want 1", n)
 	}
@@ -179,8 +156,8 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	e.register(t, "ann@example.com", "Ann")
 	_, wrongPassword := e.client.Login(context.Background(), &userv1.LoginRequest{Email: "ann@example.com", Password: "wrong password"})
 	_, unknownEmail := e.client.Login(context.Background(), &userv1.LoginRequest{Email: "nobody@example.com", Password: "wrong password"})
-	wantErr(t, wrongPassword, codes.Unauthenticated, "INVALID_CREDENTIALS")
-	wantErr(t, unknownEmail, codes.Unauthenticated, "INVALID_CREDENTIALS")
+	servetest.WantErr(t, wrongPassword, codes.Unauthenticated, "INVALID_CREDENTIALS")
+	servetest.WantErr(t, unknownEmail, codes.Unauthenticated, "INVALID_CREDENTIALS")
 	if wrongPassword.Error() != unknownEmail.Error() {
 		t.Errorf("wrong password %q and unknown email %q differ", wrongPassword, unknownEmail)
 	}
@@ -193,7 +170,7 @@ func TestLoginThrottledPerEmail(t *testing.T) {
 	for range e.cfg.PerEmailBurst + 1 {
 		_, err = e.client.Login(context.Background(), &userv1.LoginRequest{Email: "ann@example.com", Password: "guess guess"})
 	}
-	wantErr(t, err, codes.ResourceExhausted, "LOGIN_THROTTLED")
+	servetest.WantErr(t, err, codes.ResourceExhausted, "LOGIN_THROTTLED")
 	// Another account from the same client is not throttled by ann's limit.
 	e.register(t, "bob@example.com", "Bob")
 	e.login(t, "bob@example.com")
@@ -205,7 +182,7 @@ func TestLoginThrottledPerClient(t *testing.T) {
 	for i := range 4 {
 		_, err = e.client.Login(context.Background(), &userv1.LoginRequest{Email: "user" + string(rune('a'+i)) + "@example.com", Password: "guess guess"})
 	}
-	wantErr(t, err, codes.ResourceExhausted, "LOGIN_THROTTLED")
+	servetest.WantErr(t, err, codes.ResourceExhausted, "LOGIN_THROTTLED")
 }
 
 func TestGetUserAccess(t *testing.T) {
@@ -219,9 +196,9 @@ func TestGetUserAccess(t *testing.T) {
 
 	// A customer reading another user gets NotFound: ids cannot be probed.
 	_, err := e.client.GetUser(e.login(t, "ann@example.com"), &userv1.GetUserRequest{UserId: bob.GetId()})
-	wantErr(t, err, codes.NotFound, "USER_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "USER_NOT_FOUND")
 	_, err = e.client.GetUser(e.login(t, "ann@example.com"), &userv1.GetUserRequest{UserId: "usr_missing"})
-	wantErr(t, err, codes.NotFound, "USER_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "USER_NOT_FOUND")
 
 	if _, err := e.client.GetUser(e.login(t, "boss@shop.test"), &userv1.GetUserRequest{UserId: ann.GetId()}); err != nil {
 		t.Errorf("admin GetUser(ann) = %v", err)
@@ -255,7 +232,7 @@ func TestBadTokens(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.client.GetUser(tt.ctx, &userv1.GetUserRequest{UserId: ann.GetId()})
-			wantErr(t, err, codes.Unauthenticated, tt.reason)
+			servetest.WantErr(t, err, codes.Unauthenticated, tt.reason)
 		})
 	}
 }
@@ -296,7 +273,7 @@ func TestUpdateProfile(t *testing.T) {
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.client.UpdateProfile(ctx, tt.req)
-			wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+			servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 			if v := apperr.FieldViolations(err); len(v) == 0 || v[0].Field != tt.field {
 				t.Errorf("violations = %v, want %s", v, tt.field)
 			}
@@ -309,7 +286,7 @@ func TestUpdateProfile(t *testing.T) {
 
 	bob := e.register(t, "bob@example.com", "Bob")
 	_, err = e.client.UpdateProfile(ctx, &userv1.UpdateProfileRequest{UserId: bob.GetId(), DisplayName: "pwned", UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"display_name"}}})
-	wantErr(t, err, codes.NotFound, "USER_NOT_FOUND")
+	servetest.WantErr(t, err, codes.NotFound, "USER_NOT_FOUND")
 }
 
 func TestDataSurvivesRestart(t *testing.T) {

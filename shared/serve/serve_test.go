@@ -24,6 +24,7 @@ import (
 	"github.com/shopfn/shopfn/shared/apperr"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/serve"
+	"github.com/shopfn/shopfn/shared/servetest"
 	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
@@ -158,13 +159,6 @@ func (e *env) as(t *testing.T, role auth.Role) context.Context {
 	return auth.WithBearer(context.Background(), tok)
 }
 
-func wantErr(t *testing.T, err error, code codes.Code, reason string) {
-	t.Helper()
-	if status.Code(err) != code || apperr.Reason(err) != reason {
-		t.Fatalf("error = %v (reason %q), want %v with reason %q", err, apperr.Reason(err), code, reason)
-	}
-}
-
 func TestUnaryChain(t *testing.T) {
 	e := start(t, defaults(), auth.Config{}, &support{})
 	ctx := e.as(t, auth.RoleCustomer)
@@ -175,13 +169,13 @@ func TestUnaryChain(t *testing.T) {
 	}
 
 	_, err = e.client.History(ctx, &supportv1.HistoryRequest{RoomId: "lobby"})
-	wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 	if v := apperr.FieldViolations(err); len(v) != 1 || v[0].Field != "room_id" {
 		t.Errorf("violations = %v, want one on room_id", v)
 	}
 
 	_, err = e.client.History(context.Background(), &supportv1.HistoryRequest{RoomId: "ticket:1"})
-	wantErr(t, err, codes.Unauthenticated, "TOKEN_MISSING")
+	servetest.WantErr(t, err, codes.Unauthenticated, "TOKEN_MISSING")
 	if e.impl.calls != 1 {
 		t.Errorf("handler ran %d times, want 1 (invalid and unauthenticated calls must not reach it)", e.impl.calls)
 	}
@@ -205,7 +199,7 @@ func TestPanicBecomesInternalAndServerKeepsServing(t *testing.T) {
 func TestUnclassifiedErrorIsHiddenAndLoggedOnce(t *testing.T) {
 	e := start(t, defaults(), auth.Config{}, &support{})
 	_, err := e.client.History(e.as(t, auth.RoleCustomer), &supportv1.HistoryRequest{RoomId: "ticket:secret"})
-	wantErr(t, err, codes.Internal, "INTERNAL")
+	servetest.WantErr(t, err, codes.Internal, "INTERNAL")
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("client saw the internal error: %v", err)
 	}
@@ -234,7 +228,7 @@ func TestRateLimit(t *testing.T) {
 	for range 3 {
 		_, err = e.client.History(ctx, &supportv1.HistoryRequest{RoomId: "ticket:1"})
 	}
-	wantErr(t, err, codes.ResourceExhausted, "RATE_LIMITED")
+	servetest.WantErr(t, err, codes.ResourceExhausted, "RATE_LIMITED")
 }
 
 func TestEveryStreamMessageIsValidated(t *testing.T) {
@@ -255,7 +249,7 @@ func TestEveryStreamMessageIsValidated(t *testing.T) {
 	}
 	send(&supportv1.ChatRequest{Kind: &supportv1.ChatRequest_Post{Post: &supportv1.PostMessage{Text: ""}}})
 	_, err = stream.Recv()
-	wantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	servetest.WantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 	if v := apperr.FieldViolations(err); len(v) != 1 || v[0].Field != "post.text" {
 		t.Errorf("violations = %v, want one on post.text", v)
 	}
@@ -268,7 +262,7 @@ func TestStreamNeedsToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = stream.Recv()
-	wantErr(t, err, codes.Unauthenticated, "TOKEN_MISSING")
+	servetest.WantErr(t, err, codes.Unauthenticated, "TOKEN_MISSING")
 }
 
 func TestHealthIsPublic(t *testing.T) {
