@@ -1,8 +1,10 @@
 // Package outbox records events in the same SQLite transaction as the state
 // change they announce (the transactional outbox), so that an event is
 // published if and only if its change committed. Publishing the rows is the
-// relay's job (shared/events); this package only writes and reads them, and
-// links nothing but the protobuf JSON encoder.
+// relay's job (shared/events); this package only writes and reads them,
+// and tells the relay when a transaction with events has committed
+// (Committed), so that publishing starts at once instead of at the next
+// sweep.
 package outbox
 
 import (
@@ -11,7 +13,10 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -66,7 +71,9 @@ type Event struct {
 	Data proto.Message
 }
 
-// Append records e in tx and returns its id.
+// Append records e in tx and returns its id. The trace context of ctx is
+// recorded with it. Once tx commits (it must be a store.InTx transaction),
+// Committed(db) is signalled.
 func Append(ctx context.Context, tx *sql.Tx, e Event) (string, error) {
 	if e.Type == "" || e.Source == "" || e.Data == nil {
 		return "", fmt.Errorf("outbox: event needs a type, a source and data")
@@ -81,13 +88,39 @@ func Append(ctx context.Context, tx *sql.Tx, e Event) (string, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, type, source, subject, ordering_key, time, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.Type, e.Source, e.Subject, e.OrderingKey, e.Time.UnixMicro(), data)
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, type, source, subject, ordering_key, time, data, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.Type, e.Source, e.Subject, e.OrderingKey, e.Time.UnixMicro(), data, carrier.Get("traceparent"))
 	if err != nil {
 		return "", fmt.Errorf("outbox: insert %s: %w", e.Type, err)
 	}
+	store.AfterCommit(tx, signal)
 	return e.ID, nil
 }
+
+// signals holds one coalescing channel per database: *sql.DB → chan struct{}.
+var signals sync.Map
+
+func signalChan(db *sql.DB) chan struct{} {
+	if c, ok := signals.Load(db); ok {
+		return c.(chan struct{})
+	}
+	c, _ := signals.LoadOrStore(db, make(chan struct{}, 1))
+	return c.(chan struct{})
+}
+
+func signal(db *sql.DB) {
+	select {
+	case signalChan(db) <- struct{}{}:
+	default: // a signal is already pending; the relay reads every unsent row
+	}
+}
+
+// Committed returns the channel that receives a value after a transaction
+// that appended events to db's outbox commits. Signals coalesce: one value
+// may stand for many commits, so the reader publishes every unsent row.
+func Committed(db *sql.DB) <-chan struct{} { return signalChan(db) }
 
 // Row is a recorded event as the relay reads it: Data is the protobuf JSON.
 type Row struct {
@@ -100,18 +133,21 @@ type Row struct {
 	Time        time.Time
 	Data        []byte
 	Sent        bool
+	// Traceparent is the W3C trace context of the recording request;
+	// empty when it was not traced.
+	Traceparent string
 }
 
 // Unsent returns up to limit events not yet published, oldest first.
 func Unsent(ctx context.Context, db *sql.DB, limit int) ([]Row, error) {
-	return query(ctx, db, `SELECT seq, id, type, source, subject, ordering_key, time, data, sent_time IS NOT NULL
+	return query(ctx, db, `SELECT seq, id, type, source, subject, ordering_key, time, data, sent_time IS NOT NULL, traceparent
 		FROM outbox WHERE sent_time IS NULL ORDER BY seq LIMIT ?`, limit)
 }
 
 // All returns every recorded event, oldest first, sent or not (for tests
 // and inspection).
 func All(ctx context.Context, db *sql.DB) ([]Row, error) {
-	return query(ctx, db, `SELECT seq, id, type, source, subject, ordering_key, time, data, sent_time IS NOT NULL
+	return query(ctx, db, `SELECT seq, id, type, source, subject, ordering_key, time, data, sent_time IS NOT NULL, traceparent
 		FROM outbox ORDER BY seq`)
 }
 
@@ -125,7 +161,7 @@ func query(ctx context.Context, db *sql.DB, q string, args ...any) ([]Row, error
 	for rows.Next() {
 		var r Row
 		var t int64
-		if err := rows.Scan(&r.Seq, &r.ID, &r.Type, &r.Source, &r.Subject, &r.OrderingKey, &t, &r.Data, &r.Sent); err != nil {
+		if err := rows.Scan(&r.Seq, &r.ID, &r.Type, &r.Source, &r.Subject, &r.OrderingKey, &t, &r.Data, &r.Sent, &r.Traceparent); err != nil {
 			return nil, fmt.Errorf("outbox: read: %w", err)
 		}
 		r.Time = time.UnixMicro(t).UTC()

@@ -175,13 +175,33 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	defer afterCommit.Delete(tx) // hooks of a rolled-back tx never run
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	if hooks, ok := afterCommit.LoadAndDelete(tx); ok {
+		for _, f := range *hooks.(*[]func(*sql.DB)) {
+			f(db)
+		}
+	}
 	return nil
+}
+
+// afterCommit holds the hooks of transactions open in InTx: *sql.Tx →
+// *[]func(*sql.DB). Only transactions that registered a hook have an entry.
+var afterCommit sync.Map
+
+// AfterCommit runs f with the transaction's database once tx, a
+// transaction of InTx, has committed; never if it rolls back. Hooks run
+// in the committing goroutine, in order, so they must be quick (signal,
+// don't work). A tx not opened by InTx never runs its hooks.
+func AfterCommit(tx *sql.Tx, f func(db *sql.DB)) {
+	v, _ := afterCommit.LoadOrStore(tx, new([]func(*sql.DB)))
+	hooks := v.(*[]func(*sql.DB))
+	*hooks = append(*hooks, f) // a tx is used by one goroutine at a time
 }
 
 // lock takes mu, giving up when ctx ends first.

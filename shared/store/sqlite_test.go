@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -216,5 +217,38 @@ func TestInTxReportsTheContext(t *testing.T) {
 	db.QueryRow("SELECT count(*) FROM items").Scan(&n)
 	if n != 0 {
 		t.Errorf("rows after a cancelled transaction = %d, want 0", n)
+	}
+}
+
+func TestAfterCommitRunsOnlyOnCommit(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "s.db"))
+	var ran []string
+	hook := func(name string) func(*sql.DB) {
+		return func(got *sql.DB) {
+			if got != db {
+				t.Errorf("hook %s got another database", name)
+			}
+			ran = append(ran, name)
+		}
+	}
+	err := store.InTx(context.Background(), db, func(tx *sql.Tx) error {
+		store.AfterCommit(tx, hook("first"))
+		store.AfterCommit(tx, hook("second"))
+		_, err := tx.Exec("INSERT INTO items VALUES ('a', 1)")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("InTx = %v", err)
+	}
+	boom := errors.New("boom")
+	err = store.InTx(context.Background(), db, func(tx *sql.Tx) error {
+		store.AfterCommit(tx, hook("rolled back"))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("InTx = %v, want boom", err)
+	}
+	if want := []string{"first", "second"}; !slices.Equal(ran, want) {
+		t.Errorf("hooks ran = %v, want %v", ran, want)
 	}
 }

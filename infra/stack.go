@@ -1,0 +1,313 @@
+// Package infra holds shopfn's deployment description, stack.yaml, and the
+// typed view of it that `shopfn dev`, the event relay and the push bridge
+// read. Terraform and the Knative manifests read the same file; tests keep
+// them from drifting apart.
+package infra
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed stack.yaml
+var stackYAML []byte
+
+// YAML returns the embedded stack.yaml.
+func YAML() []byte { return bytes.Clone(stackYAML) }
+
+// Kinds of deployable.
+const (
+	KindGRPC     = "grpc"
+	KindFunction = "function"
+)
+
+// Ingress settings.
+const (
+	IngressPublic   = "public"
+	IngressInternal = "internal"
+)
+
+// Scheduler is the caller name of the schedules in Deployable.Callers.
+const Scheduler = "scheduler"
+
+// Stack is the whole deployment.
+type Stack struct {
+	Project       string         `yaml:"project"`
+	Region        string         `yaml:"region"`
+	Deployables   []Deployable   `yaml:"deployables"`
+	Topics        []Topic        `yaml:"topics"`
+	Subscriptions []Subscription `yaml:"subscriptions"`
+	Buckets       []Bucket       `yaml:"buckets"`
+	Schedules     []Schedule     `yaml:"schedules"`
+}
+
+// Deployable is one container: a gRPC service or a CloudEvent function.
+type Deployable struct {
+	Name    string `yaml:"name"`
+	Kind    string `yaml:"kind"`
+	Command string `yaml:"command"` // Go package path of its main, relative to the module
+	Ingress string `yaml:"ingress"`
+	DevPort int    `yaml:"devPort"`
+
+	MinInstances int      `yaml:"minInstances"`
+	MaxInstances int      `yaml:"maxInstances"`
+	Concurrency  int      `yaml:"concurrency"`
+	CPU          string   `yaml:"cpu"`
+	Memory       string   `yaml:"memory"`
+	Timeout      Duration `yaml:"timeout"`
+
+	Env       map[string]string `yaml:"env"`
+	Database  string            `yaml:"database"`  // its own database; empty when stateless
+	Buckets   []string          `yaml:"buckets"`   // buckets it reads and writes
+	Publishes []string          `yaml:"publishes"` // topics it publishes to
+	Calls     []string          `yaml:"calls"`     // deployables whose internal methods it calls
+	Callers   []string          `yaml:"callers"`   // who may call its internal methods
+}
+
+// Topic is a Pub/Sub topic.
+type Topic struct {
+	Name string `yaml:"name"`
+	// Event is the CloudEvent type published to it; empty for dead-letter
+	// topics.
+	Event string `yaml:"event"`
+}
+
+// Subscription is a Pub/Sub subscription; Push names the function it is
+// delivered to, empty for pull subscriptions (dead letters).
+type Subscription struct {
+	Name                string   `yaml:"name"`
+	Topic               string   `yaml:"topic"`
+	Push                string   `yaml:"push"`
+	AckDeadline         Duration `yaml:"ackDeadline"`
+	MinBackoff          Duration `yaml:"minBackoff"`
+	MaxBackoff          Duration `yaml:"maxBackoff"`
+	MaxDeliveryAttempts int      `yaml:"maxDeliveryAttempts"`
+	DeadLetterTopic     string   `yaml:"deadLetterTopic"`
+}
+
+// Bucket is an object storage bucket.
+type Bucket struct {
+	Name string `yaml:"name"`
+}
+
+// Schedule is a periodic call of an internal method.
+type Schedule struct {
+	Name   string   `yaml:"name"`
+	Target string   `yaml:"target"`
+	Method string   `yaml:"method"` // full gRPC method name
+	Every  Duration `yaml:"every"`
+}
+
+// Duration is a time.Duration written as a Go duration string.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses "30s", "5m".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+var (
+	loadOnce sync.Once
+	loaded   *Stack
+	loadErr  error
+)
+
+// Load returns the embedded stack, parsed and checked once per process.
+// The result is shared: do not modify it.
+func Load() (*Stack, error) {
+	loadOnce.Do(func() { loaded, loadErr = Parse(stackYAML) })
+	return loaded, loadErr
+}
+
+// MustLoad is Load for callers that cannot go on without the stack; the
+// embedded file is checked by the package tests, so it does not fail.
+func MustLoad() *Stack {
+	s, err := Load()
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Parse decodes a stack description strictly (unknown keys fail) and
+// checks that every reference in it resolves.
+func Parse(b []byte) (*Stack, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var s Stack
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("stack.yaml: %w", err)
+	}
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("stack.yaml: %w", err)
+	}
+	return &s, nil
+}
+
+// Deployable returns the deployable with this name.
+func (s *Stack) Deployable(name string) (Deployable, bool) {
+	i := slices.IndexFunc(s.Deployables, func(d Deployable) bool { return d.Name == name })
+	if i < 0 {
+		return Deployable{}, false
+	}
+	return s.Deployables[i], true
+}
+
+// Topic returns the topic with this name.
+func (s *Stack) Topic(name string) (Topic, bool) {
+	i := slices.IndexFunc(s.Topics, func(t Topic) bool { return t.Name == name })
+	if i < 0 {
+		return Topic{}, false
+	}
+	return s.Topics[i], true
+}
+
+// TopicFor returns the topic that carries the CloudEvent type.
+func (s *Stack) TopicFor(eventType string) (Topic, bool) {
+	i := slices.IndexFunc(s.Topics, func(t Topic) bool { return t.Event == eventType })
+	if i < 0 {
+		return Topic{}, false
+	}
+	return s.Topics[i], true
+}
+
+// PushTo returns the push subscriptions delivered to a function.
+func (s *Stack) PushTo(function string) []Subscription {
+	var out []Subscription
+	for _, sub := range s.Subscriptions {
+		if sub.Push == function {
+			out = append(out, sub)
+		}
+	}
+	return out
+}
+
+// OfKind returns the deployables of one kind, in file order.
+func (s *Stack) OfKind(kind string) []Deployable {
+	var out []Deployable
+	for _, d := range s.Deployables {
+		if d.Kind == kind {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (s *Stack) check() error {
+	if s.Project == "" {
+		return fmt.Errorf("project is empty")
+	}
+	names := map[string]bool{}
+	ports := map[int]string{}
+	for _, d := range s.Deployables {
+		switch {
+		case d.Name == "":
+			return fmt.Errorf("a deployable has no name")
+		case names[d.Name]:
+			return fmt.Errorf("deployable %q is listed twice", d.Name)
+		case d.Kind != KindGRPC && d.Kind != KindFunction:
+			return fmt.Errorf("deployable %q: kind %q is not grpc or function", d.Name, d.Kind)
+		case d.Ingress != IngressPublic && d.Ingress != IngressInternal:
+			return fmt.Errorf("deployable %q: ingress %q is not public or internal", d.Name, d.Ingress)
+		case d.MinInstances != 0:
+			return fmt.Errorf("deployable %q: minInstances must be 0 (scale to zero)", d.Name)
+		case d.MaxInstances < 1 || d.Concurrency < 1:
+			return fmt.Errorf("deployable %q: maxInstances and concurrency must be at least 1", d.Name)
+		case d.DevPort <= 0 || ports[d.DevPort] != "":
+			return fmt.Errorf("deployable %q: devPort %d is missing or taken by %q", d.Name, d.DevPort, ports[d.DevPort])
+		case d.Command == "" || d.CPU == "" || d.Memory == "" || d.Timeout.Duration <= 0:
+			return fmt.Errorf("deployable %q: command, cpu, memory and timeout are required", d.Name)
+		}
+		names[d.Name] = true
+		ports[d.DevPort] = d.Name
+	}
+	topics := map[string]bool{}
+	events := map[string]bool{}
+	for _, t := range s.Topics {
+		if t.Name == "" || topics[t.Name] {
+			return fmt.Errorf("topic %q is unnamed or listed twice", t.Name)
+		}
+		if t.Event != "" && events[t.Event] {
+			return fmt.Errorf("event %q has two topics", t.Event)
+		}
+		topics[t.Name], events[t.Event] = true, true
+	}
+	buckets := map[string]bool{}
+	for _, b := range s.Buckets {
+		buckets[b.Name] = true
+	}
+	for _, d := range s.Deployables {
+		for _, t := range d.Publishes {
+			if !topics[t] {
+				return fmt.Errorf("deployable %q publishes to unknown topic %q", d.Name, t)
+			}
+		}
+		for _, b := range d.Buckets {
+			if !buckets[b] {
+				return fmt.Errorf("deployable %q uses unknown bucket %q", d.Name, b)
+			}
+		}
+		for _, c := range d.Calls {
+			if !names[c] {
+				return fmt.Errorf("deployable %q calls unknown deployable %q", d.Name, c)
+			}
+		}
+		for _, c := range d.Callers {
+			if !names[c] && c != Scheduler {
+				return fmt.Errorf("deployable %q lists unknown caller %q", d.Name, c)
+			}
+		}
+	}
+	subs := map[string]bool{}
+	for _, sub := range s.Subscriptions {
+		switch {
+		case sub.Name == "" || subs[sub.Name]:
+			return fmt.Errorf("subscription %q is unnamed or listed twice", sub.Name)
+		case !topics[sub.Topic]:
+			return fmt.Errorf("subscription %q: unknown topic %q", sub.Name, sub.Topic)
+		case sub.AckDeadline.Duration < 10*time.Second || sub.AckDeadline.Duration > 600*time.Second:
+			return fmt.Errorf("subscription %q: ackDeadline must be 10s to 600s (Pub/Sub's range)", sub.Name)
+		}
+		subs[sub.Name] = true
+		if sub.Push == "" {
+			continue
+		}
+		d, ok := s.Deployable(sub.Push)
+		switch {
+		case !ok || d.Kind != KindFunction:
+			return fmt.Errorf("subscription %q pushes to %q, which is not a function", sub.Name, sub.Push)
+		case sub.DeadLetterTopic == "" || !topics[sub.DeadLetterTopic]:
+			return fmt.Errorf("push subscription %q needs a known deadLetterTopic", sub.Name)
+		case sub.MaxDeliveryAttempts < 5 || sub.MaxDeliveryAttempts > 100:
+			return fmt.Errorf("subscription %q: maxDeliveryAttempts must be 5 to 100 (Pub/Sub's range)", sub.Name)
+		case sub.MinBackoff.Duration <= 0 || sub.MaxBackoff.Duration < sub.MinBackoff.Duration || sub.MaxBackoff.Duration > 600*time.Second:
+			return fmt.Errorf("subscription %q: backoff must satisfy 0 < minBackoff <= maxBackoff <= 600s", sub.Name)
+		}
+	}
+	for _, sc := range s.Schedules {
+		d, ok := s.Deployable(sc.Target)
+		switch {
+		case !ok:
+			return fmt.Errorf("schedule %q targets unknown deployable %q", sc.Name, sc.Target)
+		case !slices.Contains(d.Callers, Scheduler):
+			return fmt.Errorf("schedule %q: %q does not list %q among its callers", sc.Name, sc.Target, Scheduler)
+		case sc.Method == "" || sc.Every.Duration < time.Minute:
+			return fmt.Errorf("schedule %q: needs a method and every >= 1m (Cloud Scheduler's granularity)", sc.Name)
+		}
+	}
+	return nil
+}

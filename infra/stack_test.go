@@ -1,0 +1,50 @@
+package infra
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestEmbeddedStackParses(t *testing.T) {
+	s, err := Load()
+	if err != nil {
+		t.Fatalf("Load() = %v", err)
+	}
+	for _, typ := range []string{"order.confirmed", "order.cancelled", "catalog.image.uploaded", "inventory.low_stock"} {
+		if _, ok := s.TopicFor(typ); !ok {
+			t.Errorf("TopicFor(%q) found nothing", typ)
+		}
+	}
+	if got := len(s.PushTo("invoicing")); got != 1 {
+		t.Errorf("PushTo(invoicing) = %d subscriptions, want 1", got)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	base := string(stackYAML)
+	tests := []struct {
+		name, old, new, want string
+	}{
+		{"unknown key", "region: europe-west1", "region: europe-west1\nregoin: x", "regoin"},
+		{"min instances", "minInstances: 0", "minInstances: 1", "scale to zero"},
+		{"bad duration", "timeout: 30s", "timeout: thirty", "invalid duration"},
+		{"unknown topic", "publishes: [order-confirmed, order-cancelled]", "publishes: [order-confirmd, order-cancelled]", "unknown topic"},
+		{"push to a service", "push: invoicing", "push: order", "not a function"},
+		{"dead letter missing", "deadLetterTopic: invoicing-dead-letter", "deadLetterTopic: nowhere", "deadLetterTopic"},
+		{"attempts", "maxDeliveryAttempts: 5\n    deadLetterTopic: invoicing", "maxDeliveryAttempts: 500\n    deadLetterTopic: invoicing", "maxDeliveryAttempts"},
+		{"duplicate port", "devPort: 9002", "devPort: 9001", "devPort"},
+		{"unknown caller", "callers: [order]", "callers: [ordr]", "unknown caller"},
+		{"schedule target", "target: order\n    method: /shopfn.order.v1.OrderService/Resume", "target: payment\n    method: /shopfn.order.v1.OrderService/Resume", "callers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(base, tt.old) {
+				t.Fatalf("stack.yaml no longer contains %q: update the test", tt.old)
+			}
+			_, err := Parse([]byte(strings.Replace(base, tt.old, tt.new, 1)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse(%s) = %v, want an error mentioning %q", tt.name, err, tt.want)
+			}
+		})
+	}
+}
