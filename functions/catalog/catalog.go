@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
-	"path/filepath"
 
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// buckets
@@ -21,8 +19,10 @@ import (
 	"github.com/shopfn/shopfn/functions/catalog/internal/catalogdb"
 	"github.com/shopfn/shopfn/functions/catalog/internal/product"
 	catalogv1 "github.com/shopfn/shopfn/proto/shopfn/catalog/v1"
+	opsv1 "github.com/shopfn/shopfn/proto/shopfn/ops/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/events/relay"
 	"github.com/shopfn/shopfn/shared/serve"
 	"github.com/shopfn/shopfn/shared/store"
 )
@@ -34,6 +34,7 @@ const Name = "catalog"
 // environment.
 type Config struct {
 	serve.Platform
+	relay.Outbox
 
 	// Database is the SQLite file; empty means catalog.db in DataDir.
 	Database string `envconfig:"SHOPFN_CATALOG_DB"`
@@ -60,6 +61,7 @@ func Policy() auth.Policy {
 		catalogv1.CatalogService_BulkImportProducts_FullMethodName: auth.Admin,
 		catalogv1.CatalogService_UploadProductImage_FullMethodName: auth.Admin,
 		catalogv1.CatalogService_SetProductImages_FullMethodName:   auth.Internal,
+		opsv1.OutboxService_Sweep_FullMethodName:                   auth.Internal,
 	}
 }
 
@@ -82,7 +84,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	// for them.
 	db := catalogdb.Open(ctx, path, cfg.CacheSize, cfg.PageCacheSize)
 	defer db.Close()
-	bucketURL, err := cfg.bucketURL()
+	bucketURL, err := cfg.Bucket(cfg.BucketURL, "catalog-images")
 	if err != nil {
 		return err
 	}
@@ -106,20 +108,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	defer d.Close()
 	svc := product.NewService(db, bucket, product.ImageConfig{BucketURL: bucketURL, MaxBytes: cfg.MaxImageBytes}, log)
 	catalogv1.RegisterCatalogServiceServer(d.Server, catalogapi.New(svc))
+	events := relay.Start(ctx, cfg.Outbox, log, db.DB)
+	defer events.Close()
+	opsv1.RegisterOutboxServiceServer(d.Server, events)
 	return d.Server.Serve(ctx, lis, db, bucket)
 }
 
 // bucketURL is the configured bucket, or a file bucket in the data dir
 // (created on open; temporary files next to the objects, since the system
 // temp dir may be on another device and fileblob renames them into place).
-func (c Config) bucketURL() (string, error) {
-	if c.BucketURL != "" {
-		return c.BucketURL, nil
-	}
-	dir, err := filepath.Abs(filepath.Join(c.DataDir, "catalog-images"))
-	if err != nil {
-		return "", fmt.Errorf("bucket directory: %w", err)
-	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(dir), RawQuery: "create_dir=1&no_tmp_dir=1"}
-	return u.String(), nil
-}

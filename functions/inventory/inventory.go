@@ -22,8 +22,10 @@ import (
 	"github.com/shopfn/shopfn/functions/inventory/internal/inventorydb"
 	"github.com/shopfn/shopfn/functions/inventory/internal/stock"
 	inventoryv1 "github.com/shopfn/shopfn/proto/shopfn/inventory/v1"
+	opsv1 "github.com/shopfn/shopfn/proto/shopfn/ops/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/events/relay"
 	"github.com/shopfn/shopfn/shared/serve"
 )
 
@@ -34,6 +36,7 @@ const Name = "inventory"
 // environment.
 type Config struct {
 	serve.Platform
+	relay.Outbox
 
 	// Database is the SQLite file; empty means inventory.db in DataDir.
 	Database string `envconfig:"SHOPFN_INVENTORY_DB"`
@@ -60,6 +63,7 @@ func Policy() auth.Policy {
 		inventoryv1.InventoryService_Commit_FullMethodName:         auth.Internal,
 		inventoryv1.InventoryService_Release_FullMethodName:        auth.Internal,
 		inventoryv1.InventoryService_ReleaseExpired_FullMethodName: auth.Internal,
+		opsv1.OutboxService_Sweep_FullMethodName:                   auth.Internal,
 	}
 }
 
@@ -92,5 +96,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	defer d.Close()
 	svc := stock.NewService(db, stock.Settings{TTL: cfg.ReservationTTL, LowStockThreshold: cfg.LowStockThreshold})
 	inventoryv1.RegisterInventoryServiceServer(d.Server, inventoryapi.New(svc))
+	events := relay.Start(ctx, cfg.Outbox, log, db.DB)
+	defer events.Close()
+	opsv1.RegisterOutboxServiceServer(d.Server, events)
 	return d.Server.Serve(ctx, lis, db)
 }

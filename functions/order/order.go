@@ -15,9 +15,11 @@ import (
 	"github.com/shopfn/shopfn/functions/order/internal/orderapi"
 	"github.com/shopfn/shopfn/functions/order/internal/orderdb"
 	"github.com/shopfn/shopfn/functions/order/internal/orders"
+	opsv1 "github.com/shopfn/shopfn/proto/shopfn/ops/v1"
 	orderv1 "github.com/shopfn/shopfn/proto/shopfn/order/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
+	"github.com/shopfn/shopfn/shared/events/relay"
 	"github.com/shopfn/shopfn/shared/serve"
 )
 
@@ -27,6 +29,7 @@ const Name = "order"
 // Config is the order deployable's configuration, read from the environment.
 type Config struct {
 	serve.Platform
+	relay.Outbox
 
 	// Database is the SQLite file; empty means order.db in DataDir.
 	Database string `envconfig:"SHOPFN_ORDER_DB"`
@@ -61,6 +64,7 @@ func Policy() auth.Policy {
 		orderv1.OrderService_WatchOrder_FullMethodName:    auth.Customer,
 		orderv1.OrderService_AttachInvoice_FullMethodName: auth.Internal,
 		orderv1.OrderService_Resume_FullMethodName:        auth.Internal,
+		opsv1.OutboxService_Sweep_FullMethodName:          auth.Internal,
 	}
 }
 
@@ -110,6 +114,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	svc := orders.NewService(db, clients.NewCatalog(catalogCC), clients.NewInventory(inventoryCC), clients.NewPayments(paymentCC), log, opts)
 
 	orderv1.RegisterOrderServiceServer(d.Server, orderapi.New(svc))
+	events := relay.Start(ctx, cfg.Outbox, log, db.DB)
+	defer events.Close()
+	opsv1.RegisterOutboxServiceServer(d.Server, events)
 	go resumeLoop(ctx, svc, log, cfg.ResumeIdle, cfg.ResumeEvery)
 	return d.Server.Serve(ctx, lis, db)
 }

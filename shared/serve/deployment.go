@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 
 	"google.golang.org/grpc"
@@ -32,6 +33,20 @@ type Deployment struct {
 
 // Start sets up the deployable called name. Close it when Run returns.
 func Start(ctx context.Context, name string, p Platform, log *slog.Logger, policy auth.Policy) (*Deployment, error) {
+	d, err := StartClient(ctx, name, p)
+	if err != nil {
+		return nil, err
+	}
+	d.Server = New(p.Config, Options{
+		Name: name, Logger: log, Telemetry: d.Telemetry, Policy: policy,
+		Verifier: d.Keys.NewVerifier(p.Auth), Auth: p.Auth,
+	})
+	return d, nil
+}
+
+// StartClient is Start for a deployable that serves no gRPC (a CloudEvent
+// function): telemetry, keys and connections, no Server.
+func StartClient(ctx context.Context, name string, p Platform) (*Deployment, error) {
 	tel, err := telemetry.Setup(ctx, name, p.Telemetry)
 	if err != nil {
 		return nil, err
@@ -40,13 +55,7 @@ func Start(ctx context.Context, name string, p Platform, log *slog.Logger, polic
 	if err != nil {
 		return nil, errors.Join(err, tel.Shutdown(ctx))
 	}
-	return &Deployment{
-		Name: name, Platform: p, Telemetry: tel, Keys: keys,
-		Server: New(p.Config, Options{
-			Name: name, Logger: log, Telemetry: tel, Policy: policy,
-			Verifier: keys.NewVerifier(p.Auth), Auth: p.Auth,
-		}),
-	}, nil
+	return &Deployment{Name: name, Platform: p, Telemetry: tel, Keys: keys}, nil
 }
 
 // DataFile is the path of a file of the deployable's: override when set,
@@ -56,6 +65,21 @@ func (p Platform) DataFile(override, name string) string {
 		return override
 	}
 	return filepath.Join(p.DataDir, name)
+}
+
+// Bucket is the gocloud.dev/blob URL of a bucket of the deployable's:
+// override when set (gs://… in the cloud), else the directory name in the
+// data directory, created on first use.
+func (p Platform) Bucket(override, name string) (string, error) {
+	if override != "" {
+		return override, nil
+	}
+	dir, err := filepath.Abs(filepath.Join(p.DataDir, name))
+	if err != nil {
+		return "", fmt.Errorf("bucket directory: %w", err)
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(dir), RawQuery: "create_dir=1&no_tmp_dir=1"}
+	return u.String(), nil
 }
 
 // Dial opens a connection to another deployable at addr with this one's

@@ -30,18 +30,23 @@ import (
 	"github.com/shopfn/shopfn/shared/outbox"
 )
 
-// Config is the relay's share of a service's configuration.
-type Config struct {
-	// Project is the Google Cloud project of the topics; empty means the
-	// project in infra/stack.yaml (the one the emulators use).
-	Project string `envconfig:"GOOGLE_CLOUD_PROJECT"`
-	// Sweep is how often unsent events are looked for without a commit
-	// signal (after a crash, a publish failure, another instance's
-	// commits). Zero disables the timer; schedules can call Sweep instead.
-	Sweep time.Duration `envconfig:"SHOPFN_OUTBOX_SWEEP" default:"10s"`
-	// Disabled leaves events in the outbox (a service run without Pub/Sub,
-	// e.g. in unit tests).
-	Disabled bool `envconfig:"SHOPFN_EVENTS_DISABLED"`
+// Outbox is the relay's share of a publishing deployable's configuration;
+// embed it in the deployable's Config.
+type Outbox struct {
+	// Events is where outbox events go: "pubsub" (Google Cloud, or the
+	// emulator when PUBSUB_EMULATOR_HOST is set), the host:port of a
+	// plaintext Pub/Sub endpoint (the embedded broker of `shopfn dev`), or
+	// "off" (they stay in the outbox). Empty, as in a Config literal, is
+	// off.
+	Events string `envconfig:"SHOPFN_EVENTS" default:"pubsub"`
+	// PubSubProject is the Google Cloud project of the topics; empty means
+	// the project in infra/stack.yaml (the one the emulators use).
+	PubSubProject string `envconfig:"GOOGLE_CLOUD_PROJECT"`
+	// OutboxSweep is how often unsent events are looked for without a
+	// commit signal (after a crash, a publish failure, another instance's
+	// commits). Zero turns the timer off; the sweep schedules of the stack
+	// call Sweep instead, which is what scale-to-zero needs.
+	OutboxSweep time.Duration `envconfig:"SHOPFN_OUTBOX_SWEEP" default:"10s"`
 }
 
 // batch is how many rows one pass reads and publishes before marking them
@@ -63,19 +68,26 @@ type Relay struct {
 	published metric.Int64Counter
 }
 
-// Dial connects to Pub/Sub: to the emulator when PUBSUB_EMULATOR_HOST is
-// set (the client library reads it), else to Google Cloud with the
-// ambient credentials.
-func Dial(ctx context.Context, cfg Config) (*pubsub.Client, error) {
-	project := cfg.Project
+// Dial connects to the Pub/Sub that cfg names; nil, nil when events are
+// off.
+func Dial(ctx context.Context, cfg Outbox) (*pubsub.Client, error) {
+	project := cfg.PubSubProject
 	if project == "" {
 		project = infra.MustLoad().Project
 	}
-	c, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		return nil, fmt.Errorf("pubsub client: %w", err)
+	switch cfg.Events {
+	case "", "off":
+		return nil, nil
+	case "pubsub":
+		// The client library goes to PUBSUB_EMULATOR_HOST when it is set.
+		c, err := pubsub.NewClient(ctx, project)
+		if err != nil {
+			return nil, fmt.Errorf("pubsub client: %w", err)
+		}
+		return c, nil
+	default:
+		return DialAddr(ctx, project, cfg.Events)
 	}
-	return c, nil
 }
 
 // DialAddr connects to a Pub/Sub endpoint without TLS or credentials (the

@@ -102,6 +102,15 @@ func (s *Store) Done() <-chan struct{} { return s.open.Done() }
 // Err returns why the database failed to open, once Done is closed.
 func (s *Store) Err() error { return s.open.Err() }
 
+// DB waits for the database and returns it (for the outbox relay and tests).
+func (s *Store) DB(ctx context.Context) (*sql.DB, error) {
+	d, err := s.open.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.DB, nil
+}
+
 // Close closes the database (waiting for it to open first).
 func (s *Store) Close() error {
 	d, err := s.open.Wait()
