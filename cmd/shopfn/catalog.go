@@ -34,6 +34,7 @@ func runCatalogDev(ctx context.Context, o devOptions, log *slog.Logger, lis net.
 		return err
 	}
 	cfg.Port, cfg.DataDir = o.port, o.dataDir
+	cfg.Events, cfg.PubSubProject = o.events, o.project
 	return catalog.Run(ctx, cfg, log, lis)
 }
 

@@ -22,17 +22,19 @@ import (
 	"github.com/shopfn/shopfn/functions/payment"
 	"github.com/shopfn/shopfn/functions/support"
 	"github.com/shopfn/shopfn/functions/user"
+	"github.com/shopfn/shopfn/infra"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
-// deployable is one part of the system as `shopfn dev` runs it.
+// deployable is one part of the system as `shopfn dev` runs it: an entry
+// of infra/stack.yaml and how to run it here.
 type deployable struct {
-	name string
-	kind string // "grpc" or "function"
+	infra.Deployable
 	port int
 	// run serves the deployable on lis until ctx ends. dataDir is shared by
-	// all deployables (each keeps its own files in it).
+	// all deployables (each keeps its own files in it). Functions run as
+	// child processes on port; lis is nil for them.
 	run func(ctx context.Context, o devOptions, log *slog.Logger, lis net.Listener) error
 }
 
@@ -45,6 +47,11 @@ type devOptions struct {
 	// endpoints are the addresses of every deployable, so they can call
 	// each other.
 	endpoints map[string]string
+	// events is where publishers send their outbox (relay.Outbox.Events).
+	events  string
+	project string
+	// out receives the functions' logs.
+	out io.Writer
 }
 
 // useAddr points *addr at the named deployable of this dev run, if it runs.
@@ -54,17 +61,31 @@ func (o devOptions) useAddr(addr *string, name string) {
 	}
 }
 
-// deployables lists what `shopfn dev` starts, with the ports the client
-// commands default to. Later deployables take the next ports.
+// grpcRunners run the gRPC deployables in this process.
+var grpcRunners = map[string]func(ctx context.Context, o devOptions, log *slog.Logger, lis net.Listener) error{
+	user.Name:      runUser,
+	catalog.Name:   runCatalogDev,
+	inventory.Name: runInventoryDev,
+	payment.Name:   runPaymentDev,
+	order.Name:     runOrderDev,
+	support.Name:   runSupportDev,
+}
+
+// deployables lists what `shopfn dev` starts: every deployable of
+// infra/stack.yaml, on its devPort.
 func deployables() []deployable {
-	return []deployable{
-		{name: user.Name, kind: "grpc", port: 9001, run: runUser},
-		{name: catalog.Name, kind: "grpc", port: 9002, run: runCatalogDev},
-		{name: inventory.Name, kind: "grpc", port: 9003, run: runInventoryDev},
-		{name: payment.Name, kind: "grpc", port: 9004, run: runPaymentDev},
-		{name: order.Name, kind: "grpc", port: 9005, run: runOrderDev},
-		{name: support.Name, kind: "grpc", port: 9006, run: runSupportDev},
+	var ds []deployable
+	for _, d := range infra.MustLoad().Deployables {
+		run := grpcRunners[d.Name]
+		if d.Kind == infra.KindFunction {
+			run = runFunctionDev(d.Name)
+		}
+		if run == nil {
+			panic("shopfn dev: no runner for deployable " + d.Name) // caught by the tests
+		}
+		ds = append(ds, deployable{Deployable: d, port: d.DevPort, run: run})
 	}
+	return ds
 }
 
 func runUser(ctx context.Context, o devOptions, log *slog.Logger, lis net.Listener) error {
@@ -78,10 +99,8 @@ func runUser(ctx context.Context, o devOptions, log *slog.Logger, lis net.Listen
 
 // defaultAddr is the address `shopfn dev` serves the named deployable on.
 func defaultAddr(name string) string {
-	for _, d := range deployables() {
-		if d.name == name {
-			return "localhost:" + strconv.Itoa(d.port)
-		}
+	if d, ok := infra.MustLoad().Deployable(name); ok {
+		return "localhost:" + strconv.Itoa(d.DevPort)
 	}
 	return ""
 }
@@ -116,7 +135,7 @@ directory. Ctrl-C stops everything cleanly.`,
 			if err != nil {
 				return err
 			}
-			return runDev(cmd.Context(), cmd.OutOrStdout(), log, host, devOptions{dataDir: dataDir, adminEmails: admins}, nil)
+			return runDev(cmd.Context(), cmd.OutOrStdout(), log, host, devOptions{dataDir: dataDir, adminEmails: admins, out: cmd.ErrOrStderr()}, nil)
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".data", "where databases, buckets and the dev key live")
@@ -165,29 +184,42 @@ func resetDataDir(dir string) error {
 	return os.RemoveAll(abs)
 }
 
-// runDev starts every deployable, prints the endpoints, and waits for ctx
-// to end or a deployable to fail; then it stops them all. ports, when not
-// nil, replaces the default ports (0 picks a free one).
+// runDev starts the broker, every deployable and the schedules, prints the
+// endpoints, and waits for ctx to end or a deployable to fail; then it
+// stops them all. ports, when not nil, replaces the default ports (0 picks
+// a free one).
 func runDev(ctx context.Context, out io.Writer, log *slog.Logger, host string, o devOptions, ports []int) error {
 	ds := deployables()
 	listeners := make([]net.Listener, len(ds))
+	closeAll := func() {
+		for _, l := range listeners {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
 	for i := range ds {
 		if ports != nil {
 			ds[i].port = ports[i]
 		}
 		lis, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(ds[i].port)))
 		if err != nil {
-			for _, l := range listeners[:i] {
-				l.Close()
-			}
-			return fmt.Errorf("%s: %w (is another shopfn dev running?)", ds[i].name, err)
+			closeAll()
+			return fmt.Errorf("%s: %w (is another shopfn dev running?)", ds[i].Name, err)
 		}
 		listeners[i] = lis
 		ds[i].port = lis.Addr().(*net.TCPAddr).Port
+		if ds[i].Kind == infra.KindFunction {
+			lis.Close() // the function's own process listens on the port
+			listeners[i] = nil
+		}
 	}
 	o.endpoints = make(map[string]string, len(ds))
 	for _, d := range ds {
-		o.endpoints[d.name] = net.JoinHostPort(host, strconv.Itoa(d.port))
+		o.endpoints[d.Name] = net.JoinHostPort(host, strconv.Itoa(d.port))
+	}
+	if o.out == nil {
+		o.out = io.Discard
 	}
 
 	ctx, stop := context.WithCancel(ctx)
@@ -197,21 +229,33 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, host string, o
 		mu   sync.Mutex
 		errs []error
 	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+		stop() // one failing part stops the others
+	}
+	b, err := startBroker(ctx, log.With("service", "pubsub"), &o)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	wg.Go(func() {
+		if err := b.run(ctx); err != nil {
+			fail(fmt.Errorf("pubsub: %w", err))
+		}
+	})
 	for i, d := range ds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			opts := o
 			opts.port = d.port
-			if err := d.run(ctx, opts, log.With("service", d.name), listeners[i]); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s: %w", d.name, err))
-				mu.Unlock()
-				stop() // one failing deployable stops the others
+			if err := d.run(ctx, opts, log.With("service", d.Name), listeners[i]); err != nil {
+				fail(fmt.Errorf("%s: %w", d.Name, err))
 			}
-		}()
+		})
 	}
-	printEndpoints(out, host, ds, o)
+	wg.Go(func() { runSchedules(ctx, o, log.With("service", "scheduler")) })
+	printEndpoints(out, ds, o, b)
 	<-ctx.Done()
 	wg.Wait()
 	if len(errs) > 0 {
@@ -221,14 +265,23 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, host string, o
 	return nil
 }
 
-func printEndpoints(out io.Writer, host string, ds []deployable, o devOptions) {
+func printEndpoints(out io.Writer, ds []deployable, o devOptions, b *broker) {
 	fmt.Fprintf(out, "shopfn dev: %d deployable(s) running; data in %s\n\n", len(ds), o.dataDir)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tKIND\tENDPOINT\tTRY")
 	for _, d := range ds {
-		addr := net.JoinHostPort(host, strconv.Itoa(d.port))
-		fmt.Fprintf(tw, "  %s\t%s\t%s\tgrpcurl -plaintext %s list\n", d.name, d.kind, addr, addr)
+		addr := o.endpoints[d.Name]
+		if d.Kind == infra.KindFunction {
+			var topics []string
+			for _, s := range infra.MustLoad().PushTo(d.Name) {
+				topics = append(topics, s.Topic)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\thttp://%s\tpushed %s events\n", d.Name, d.Kind, addr, strings.Join(topics, ", "))
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tgrpcurl -plaintext %s list\n", d.Name, d.Kind, addr, addr)
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\nAdmins: register %s to get an admin account.\nCtrl-C stops everything.\n", strings.Join(o.adminEmails, ", "))
+	fmt.Fprintf(out, "\nPub/Sub: %s\nAdmins: register %s to get an admin account.\nCtrl-C stops everything.\n",
+		b.describe, strings.Join(o.adminEmails, ", "))
 }

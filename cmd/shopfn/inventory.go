@@ -7,14 +7,12 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/shopfn/shopfn/functions/inventory"
 	inventoryv1 "github.com/shopfn/shopfn/proto/shopfn/inventory/v1"
-	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/dial"
 )
@@ -190,47 +188,14 @@ func parseInventoryLines(args []string) ([]*inventoryv1.Line, error) {
 	return lines, nil
 }
 
-// runInventoryDev runs the inventory service under `shopfn dev`, with the
-// timer that releases expired reservations (in the cloud, Cloud Scheduler
-// calls ReleaseExpired instead).
+// runInventoryDev runs the inventory service under `shopfn dev`; the
+// schedules of infra/stack.yaml release expired reservations.
 func runInventoryDev(ctx context.Context, o devOptions, log *slog.Logger, lis net.Listener) error {
 	var cfg inventory.Config
 	if err := config.Load(&cfg); err != nil {
 		return err
 	}
 	cfg.Port, cfg.DataDir = o.port, o.dataDir
-
-	ctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() {
-		stop()
-		wg.Wait()
-	}()
-	wg.Go(func() { sweepInventoryDev(ctx, cfg, lis.Addr().String(), log) })
+	cfg.Events, cfg.PubSubProject = o.events, o.project
 	return inventory.Run(ctx, cfg, log, lis)
-}
-
-// sweepInventoryDev calls ReleaseExpired on the inventory service at addr every
-// inventory.SweepInterval until ctx ends, as another deployable would.
-func sweepInventoryDev(ctx context.Context, cfg inventory.Config, addr string, log *slog.Logger) {
-	keys, err := auth.LoadKeys(cfg.Auth, cfg.DataDir)
-	if err != nil {
-		log.Warn("no sweep of expired reservations", "error", err.Error())
-		return
-	}
-	signer := keys.NewSigner(cfg.Auth)
-	if signer == nil {
-		log.Warn("no sweep of expired reservations: no signing key for a service token")
-		return
-	}
-	cc, err := dial.Dial(addr, dial.Options{
-		Idempotent:        []string{inventoryv1.InventoryService_ReleaseExpired_FullMethodName},
-		PerRPCCredentials: auth.NewServiceCredentials(signer, "shopfn-dev"),
-	})
-	if err != nil {
-		log.Warn("no sweep of expired reservations", "error", err.Error())
-		return
-	}
-	defer cc.Close()
-	inventory.Sweep(ctx, inventoryv1.NewInventoryServiceClient(cc), inventory.SweepInterval, log)
 }

@@ -11,6 +11,7 @@ import (
 )
 
 func main() {
+	runChildFunction()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {

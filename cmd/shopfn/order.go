@@ -9,7 +9,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,10 +20,6 @@ import (
 	"github.com/shopfn/shopfn/shared/store"
 )
 
-// resumeEveryDev is how often `shopfn dev` resumes interrupted sagas (the
-// cloud uses a scheduler).
-const resumeEveryDev = 30 * time.Second
-
 func runOrderDev(ctx context.Context, o devOptions, log *slog.Logger, lis net.Listener) error {
 	var cfg order.Config
 	if err := config.Load(&cfg); err != nil {
@@ -34,7 +29,7 @@ func runOrderDev(ctx context.Context, o devOptions, log *slog.Logger, lis net.Li
 	o.useAddr(&cfg.CatalogAddr, "catalog")
 	o.useAddr(&cfg.InventoryAddr, "inventory")
 	o.useAddr(&cfg.PaymentAddr, "payment")
-	cfg.ResumeEvery = resumeEveryDev
+	cfg.Events, cfg.PubSubProject = o.events, o.project
 	return order.Run(ctx, cfg, log, lis)
 }
 

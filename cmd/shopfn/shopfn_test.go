@@ -12,11 +12,26 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopfn/shopfn/shared/testenv"
 )
+
+// TestMain lets the test binary stand in for the shopfn executable when
+// `shopfn dev` starts its functions as child processes.
+func TestMain(m *testing.M) {
+	runChildFunction()
+	os.Exit(testenv.Main(m))
+}
 
 // startDev runs `shopfn dev` in-process on free ports and returns the
 // endpoints it printed, by deployable name.
 func startDev(t *testing.T) map[string]string {
+	t.Helper()
+	return startDevIn(t, t.TempDir())
+}
+
+// startDevIn is startDev with its data directory in dataDir.
+func startDevIn(t *testing.T, dataDir string) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
@@ -24,7 +39,7 @@ func startDev(t *testing.T) map[string]string {
 	ports := make([]int, len(deployables()))
 	go func() {
 		done <- runDev(ctx, &out, slog.New(slog.DiscardHandler), "127.0.0.1",
-			devOptions{dataDir: t.TempDir(), adminEmails: []string{"admin@shopfn.local"}}, ports)
+			devOptions{dataDir: dataDir, adminEmails: []string{"admin@shopfn.local"}}, ports)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -33,14 +48,18 @@ func startDev(t *testing.T) map[string]string {
 		}
 	})
 	row := regexp.MustCompile(`(?m)^\s+(\w+)\s+grpc\s+(\S+)\s+grpcurl -plaintext (\S+) list$`)
+	fnRow := regexp.MustCompile(`(?m)^\s+(\w+)\s+function\s+(http://\S+)\s+pushed`)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if m := row.FindAllStringSubmatch(out.String(), -1); len(m) == len(ports) {
+		if m := row.FindAllStringSubmatch(out.String(), -1); len(m) == len(grpcRunners) {
 			eps := map[string]string{}
 			for _, r := range m {
 				if r[2] != r[3] {
 					t.Fatalf("endpoint %s and its grpcurl line %s differ", r[2], r[3])
 				}
+				eps[r[1]] = r[2]
+			}
+			for _, r := range fnRow.FindAllStringSubmatch(out.String(), -1) {
 				eps[r[1]] = r[2]
 			}
 			return eps

@@ -78,6 +78,10 @@ func Provision(ctx context.Context, c *pubsub.Client, project string, stack *inf
 			}
 		}
 		_, err := c.SubscriptionAdminClient.CreateSubscription(ctx, sub)
+		if status.Code(err) == codes.AlreadyExists && sub.PushConfig != nil {
+			// A kept emulator may push to the ports of an earlier run.
+			err = c.SubscriptionAdminClient.ModifyPushConfig(ctx, &pubsubpb.ModifyPushConfigRequest{Subscription: sub.Name, PushConfig: sub.PushConfig})
+		}
 		if err != nil && status.Code(err) != codes.AlreadyExists {
 			return fmt.Errorf("create subscription %s: %w", s.Name, err)
 		}
