@@ -1,7 +1,16 @@
-// Package events is the consumer half of shopfn's eventing: it turns the
-// CloudEvent that functions-framework-go hands a function (a Pub/Sub
-// message, pushed) back into the shopfn event the outbox recorded, carries
-// its trace on, and decides between acknowledging and redelivery.
+// Package events is the consumer half of shopfn's eventing: it turns a
+// pushed Pub/Sub message back into the shopfn event the outbox recorded,
+// carries its trace on, and decides between acknowledging and redelivery.
+//
+// A function is an HTTP function of functions-framework-go (Function). It
+// takes the request as Pub/Sub push sends it (the JSON envelope, on
+// /projects/P/topics/T) and as Eventarc sends it (a CloudEvent of type
+// google.cloud.pubsub.topic.v1.messagePublished, binary or structured).
+// It is not a framework CloudEvent function, because the CloudEvents SDK
+// receiver behind those pairs concurrent requests with the wrong responder
+// goroutines, and a request at the end of a burst can hang until its
+// deadline (seen here under load: github.com/cloudevents/sdk-go v2.15.2,
+// client.EventReceiver).
 //
 // The producer half, the outbox relay, is package shared/events/relay; the
 // development broker and push bridge are shared/events/devbroker. This
@@ -19,7 +28,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -85,12 +97,23 @@ type messagePublished struct {
 	Subscription string `json:"subscription"`
 }
 
-// FromCloudEvent extracts the shopfn event from a pushed Pub/Sub message.
-// Anything that is not one is a permanent failure.
+// FromCloudEvent extracts the shopfn event from a messagePublished
+// CloudEvent. Anything that is not one is a permanent failure.
 func FromCloudEvent(ce cloudevents.Event) (Message, error) {
+	return fromPublished(ce.Data())
+}
+
+// FromPush extracts the shopfn event from the body of a Pub/Sub push
+// request, whose envelope has the same shape as a messagePublished event's
+// data. Anything that is not one is a permanent failure.
+func FromPush(body []byte) (Message, error) {
+	return fromPublished(body)
+}
+
+func fromPublished(b []byte) (Message, error) {
 	var d messagePublished
-	if err := json.Unmarshal(ce.Data(), &d); err != nil {
-		return Message{}, Permanent(fmt.Errorf("event %s is not a Pub/Sub message: %w", ce.ID(), err))
+	if err := json.Unmarshal(b, &d); err != nil {
+		return Message{}, Permanent(fmt.Errorf("not a Pub/Sub message: %w", err))
 	}
 	a := d.Message.Attributes
 	m := Message{
@@ -141,23 +164,33 @@ func IsPermanent(err error) bool {
 // when retrying cannot help, any other error to have it redelivered.
 type Handler func(ctx context.Context, m Message) error
 
-// Function adapts h to functions-framework-go's CloudEvent signature:
-// it decodes the pushed message, continues the producer's trace, and turns
+// maxBody caps a push request: Pub/Sub messages are at most 10 MB, and
+// ours are small protobuf JSON.
+const maxBody = 10 << 20
+
+// Function adapts h to an HTTP function of functions-framework-go: it
+// decodes the pushed message, continues the producer's trace, and turns
 // h's result into the push response: success and permanent failures are
-// acknowledged (2xx), the latter logged as failed and counted; other
+// acknowledged (204), the latter logged as failed and counted; other
 // errors answer 500 so that Pub/Sub redelivers with backoff and, after the
 // subscription's maximum attempts, dead-letters the message.
-func Function(name string, log *slog.Logger, h Handler) func(context.Context, cloudevents.Event) error {
+func Function(name string, log *slog.Logger, h Handler) http.HandlerFunc {
 	tracer := otel.Tracer("github.com/shopfn/shopfn/shared/events")
 	meter := otel.Meter("github.com/shopfn/shopfn/shared/events")
 	handled, _ := meter.Int64Counter("shopfn.events.handled",
 		metric.WithDescription("Events a function finished, by type and outcome (ok, failed, retry)."))
-	return func(ctx context.Context, ce cloudevents.Event) error {
-		m, err := FromCloudEvent(ce)
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST a Pub/Sub push request", http.StatusMethodNotAllowed)
+			return
+		}
+		m, err := decode(r)
 		if err != nil {
-			log.ErrorContext(ctx, "event failed permanently", "function", name, "pubsub_id", ce.ID(), "error", err.Error())
+			log.ErrorContext(ctx, "event failed permanently", "function", name, "error", err.Error())
 			handled.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "failed")))
-			return nil
+			w.WriteHeader(http.StatusNoContent)
+			return
 		}
 		if m.Traceparent != "" {
 			ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": m.Traceparent})
@@ -171,17 +204,34 @@ func Function(name string, log *slog.Logger, h Handler) func(context.Context, cl
 		case err == nil:
 			handled.Add(ctx, 1, metric.WithAttributes(attribute.String("type", m.Type), attribute.String("outcome", "ok")))
 			log.InfoContext(ctx, "event handled", attrs...)
-			return nil
+			w.WriteHeader(http.StatusNoContent)
 		case IsPermanent(err):
 			span.SetStatus(codes.Error, err.Error())
 			handled.Add(ctx, 1, metric.WithAttributes(attribute.String("type", m.Type), attribute.String("outcome", "failed")))
 			log.ErrorContext(ctx, "event failed permanently", append(attrs, "error", err.Error())...)
-			return nil
+			w.WriteHeader(http.StatusNoContent)
 		default:
 			span.SetStatus(codes.Error, err.Error())
 			handled.Add(ctx, 1, metric.WithAttributes(attribute.String("type", m.Type), attribute.String("outcome", "retry")))
 			log.WarnContext(ctx, "event failed, to be redelivered", append(attrs, "error", err.Error())...)
-			return err
+			http.Error(w, "failed; redeliver", http.StatusInternalServerError)
 		}
 	}
+}
+
+// decode reads the message of a push request or of a CloudEvent request.
+func decode(r *http.Request) (Message, error) {
+	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+	if r.Header.Get("Ce-Id") != "" || strings.HasPrefix(r.Header.Get("Content-Type"), "application/cloudevents") {
+		ce, err := cloudevents.NewEventFromHTTPRequest(r)
+		if err != nil {
+			return Message{}, Permanent(fmt.Errorf("undecodable CloudEvent: %w", err))
+		}
+		return FromCloudEvent(*ce)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return Message{}, Permanent(fmt.Errorf("read push request: %w", err))
+	}
+	return FromPush(body)
 }

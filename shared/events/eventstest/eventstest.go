@@ -1,4 +1,4 @@
-// Package eventstest serves CloudEvent functions in tests through the real
+// Package eventstest serves event functions in tests through the real
 // functions-framework-go server, as Cloud Run runs them. The framework
 // keeps one global registry and its server cannot be stopped, so a test
 // binary gets one framework server, started on first use, with one
@@ -20,11 +20,10 @@ import (
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
-	cloudevents "github.com/cloudevents/sdk-go/v2"
 )
 
-// Function is a CloudEvent function as functions-framework-go takes it.
-type Function = func(context.Context, cloudevents.Event) error
+// Function is an event function (events.Function).
+type Function = http.HandlerFunc
 
 var (
 	startOnce sync.Once
@@ -49,7 +48,7 @@ func Serve(t testing.TB, fn Function) (url, project string) {
 }
 
 func start() {
-	err := funcframework.RegisterCloudEventFunctionContext(context.Background(), "/", dispatch)
+	err := funcframework.RegisterHTTPFunctionContext(context.Background(), "/", dispatch)
 	if err != nil {
 		startErr = err
 		return
@@ -77,14 +76,15 @@ func start() {
 	startErr = fmt.Errorf("functions framework did not answer on %s", baseURL)
 }
 
-// dispatch finds the test's function by the project in the event source,
-// "//pubsub.googleapis.com/projects/P/topics/T".
-func dispatch(ctx context.Context, ce cloudevents.Event) error {
-	rest, ok := strings.CutPrefix(ce.Source(), "//pubsub.googleapis.com/projects/")
+// dispatch finds the test's function by the project in the push path,
+// /projects/P/topics/T.
+func dispatch(w http.ResponseWriter, r *http.Request) {
+	rest, _ := strings.CutPrefix(r.URL.Path, "/projects/")
 	project, _, _ := strings.Cut(rest, "/")
-	fn, found := routes.Load(project)
-	if !ok || !found {
-		return fmt.Errorf("eventstest: no function for source %q", ce.Source())
+	fn, ok := routes.Load(project)
+	if !ok {
+		http.Error(w, "eventstest: no function for "+r.URL.Path, http.StatusNotFound)
+		return
 	}
-	return fn.(Function)(ctx, ce)
+	fn.(Function)(w, r)
 }

@@ -1,4 +1,4 @@
-// Package function runs a CloudEvent function as its own container, the way
+// Package function runs an event function as its own container, the way
 // Cloud Run and Knative run it: functions-framework-go serving one handler
 // on $PORT, Pub/Sub push requests arriving at /projects/P/topics/T.
 package function
@@ -18,7 +18,7 @@ import (
 )
 
 // Main sets up a function from its configuration and serves it until the
-// process ends. open builds the handler (and whatever it holds open) once;
+// process ends, as an HTTP function (see events.Function for why). open builds the handler (and whatever it holds open) once;
 // cfg is logged at start with secrets masked.
 //
 // The framework's server has no graceful shutdown: a delivery cut short by
@@ -35,7 +35,7 @@ func Main(ctx context.Context, name string, p serve.Platform, cfg any, open func
 	if err != nil {
 		return err
 	}
-	if err := funcframework.RegisterCloudEventFunctionContext(ctx, "/", events.Function(name, log, h)); err != nil {
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", events.Function(name, log, h)); err != nil {
 		return err
 	}
 	log.Info("starting", "config", config.LogValue(cfg))

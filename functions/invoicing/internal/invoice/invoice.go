@@ -133,7 +133,6 @@ func check(o *orderv1.Order) error {
 	}
 	currency := o.GetTotal().GetCurrencyCode()
 	amounts := []*commonv1.Money{o.GetSubtotal(), o.GetTax(), o.GetTotal()}
-	var sum int64
 	for i, l := range o.GetLines() {
 		if l.GetUnitPrice() == nil || l.GetLineTotal() == nil {
 			return invalid("order %q line %d lacks a price", o.GetId(), i+1)
@@ -142,10 +141,6 @@ func check(o *orderv1.Order) error {
 			return invalid("order %q line %d has quantity %d", o.GetId(), i+1, l.GetQuantity())
 		}
 		amounts = append(amounts, l.GetUnitPrice(), l.GetLineTotal())
-		var ok bool
-		if sum, ok = add(sum, l.GetLineTotal().GetAmountMinor()); !ok {
-			return invalid("order %q line totals overflow", o.GetId())
-		}
 	}
 	for _, m := range amounts {
 		if m.GetAmountMinor() < 0 {
@@ -153,6 +148,13 @@ func check(o *orderv1.Order) error {
 		}
 		if m.GetCurrencyCode() != currency {
 			return invalid("order %q mixes currencies %q and %q", o.GetId(), currency, m.GetCurrencyCode())
+		}
+	}
+	var sum int64
+	for _, l := range o.GetLines() {
+		var ok bool
+		if sum, ok = add(sum, l.GetLineTotal().GetAmountMinor()); !ok {
+			return invalid("order %q line totals overflow", o.GetId())
 		}
 	}
 	if len(o.GetLines()) > 0 && sum != o.GetSubtotal().GetAmountMinor() {

@@ -2,6 +2,7 @@ package invoice
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -14,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopfn/shopfn/shared/testenv"
 	commonv1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
 	orderv1 "github.com/shopfn/shopfn/proto/shopfn/order/v1"
+	"github.com/shopfn/shopfn/shared/testenv"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -112,10 +113,15 @@ func pdftotext(t testing.TB, pdf []byte, first, last int) string {
 	}, string(out))
 }
 
+// pageObject matches the dictionary of one page (not of the page tree).
+var pageObject = regexp.MustCompile(`/Type /Page\b[^s]`)
+
 // pages returns the page count of pdf from pdfinfo, or from the page objects
-// when pdfinfo is missing.
+// when pdfinfo is missing. When both are there they must agree, which keeps
+// the fallback honest.
 func pages(t testing.TB, pdf []byte) int {
 	t.Helper()
+	objects := len(pageObject.FindAll(pdf, -1))
 	if path, err := exec.LookPath("pdfinfo"); err == nil {
 		out, err := exec.Command(path, writePDF(t, pdf)).Output()
 		if err != nil {
@@ -126,9 +132,12 @@ func pages(t testing.TB, pdf []byte) int {
 			t.Fatalf("pdfinfo printed no page count:\n%s", out)
 		}
 		n, _ := strconv.Atoi(string(m[1]))
+		if n != objects {
+			t.Errorf("pdfinfo counts %d pages, the page objects %d", n, objects)
+		}
 		return n
 	}
-	return len(regexp.MustCompile(`/Type /Page\b[^s]`).FindAll(pdf, -1))
+	return objects
 }
 
 func stderr(err error) string {
@@ -329,6 +338,30 @@ func TestRenderDeterministic(t *testing.T) {
 	other.Id = "ord_other"
 	if diff, err := Render(other, testSeller, testBuyer); err != nil || bytes.Equal(diff, first) {
 		t.Errorf("Render(%v) = same bytes as %v, %v, want different", other.GetId(), o.GetId(), err)
+	}
+}
+
+// TestRenderLeavesFontsAlone checks that rendering never writes into the
+// embedded fonts (fpdf v0.9.0 writes into the bytes it subsets): their
+// hashes stay those fonts/README.md records.
+func TestRenderLeavesFontsAlone(t *testing.T) {
+	for _, names := range [][]string{{"Zoë Привет مرحبا"}, {"发票 張偉 日本語 カタカナ"}} {
+		o := testOrder("ord_fonts", names...)
+		if _, err := Render(o, testSeller, testBuyer); err != nil {
+			t.Fatalf("Render(%v) = %v", names, err)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"DejaVuSans.ttf", dejaVuSans, "abdc775b21b1bc470d50c97e790d276f2054b7504e56e5bd3e64f48d68582322"},
+		{"DroidSansFallbackFull.ttf", droidSansFallback, "acb6440a713d880a13a21b468ba7cd43f5a2b2934972e51be791c880730777b8"},
+	} {
+		if got := fmt.Sprintf("%x", sha256.Sum256(f.data)); got != f.want {
+			t.Errorf("sha256(%s) after Render = %s, want %s", f.name, got, f.want)
+		}
 	}
 }
 

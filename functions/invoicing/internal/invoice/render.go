@@ -123,13 +123,19 @@ func render(m *model, fonts *fontSet) (out []byte, err error) {
 	pdf.SetCellMargin(0)
 
 	r := &renderer{pdf: pdf, fonts: fonts, advances: make(map[advanceKey]int), m: m}
-	pdf.AddUTF8FontFromBytes(fonts.primary.family, "", fonts.primary.data)
+	// fpdf writes into the font bytes it is given (utf8FontFile.getMetrics
+	// appends to a slice of them when it subsets a font whose hmtx table is
+	// shorter than its glyph count, in v0.9.0): each document gets its own
+	// copy, so that renders neither race nor change the embedded fonts, and
+	// the output stays the same whatever was rendered before.
+	pdf.AddUTF8FontFromBytes(fonts.primary.family, "", bytes.Clone(fonts.primary.data))
 	if used := r.fallbackRunes(); used != "" {
 		// fpdf parses a font in every document that registers it, and this
 		// one is 4 MB: register it only when a character needs it, and then
 		// only the glyphs used. Cutting first costs one pass over the font
-		// instead of fpdf's two (see BenchmarkRenderCJK).
-		sub := fpdf.UTF8CutFont(fonts.fallback.data, used)
+		// instead of fpdf's two plus a JSON encoding of its width table
+		// (BenchmarkRenderCJK: about 45 ms instead of 55 ms here).
+		sub := fpdf.UTF8CutFont(bytes.Clone(fonts.fallback.data), used)
 		if len(sub) == 0 {
 			return nil, fmt.Errorf("invoice: render order %q: cannot subset %s", m.orderID, fonts.fallback.family)
 		}
@@ -178,7 +184,7 @@ func (r *renderer) draw() {
 	left := r.y + lineHeight(sizeTitle) + 2
 	for i, s := range m.seller {
 		size := sizeBody
-		if i == 0 {
+		if i == 0 && m.sellerName != "" {
 			size = sizeSeller
 		}
 		left += r.text(margin, left, 95, r.layout(s, 95, size, addressMaxLines), alignLeft)

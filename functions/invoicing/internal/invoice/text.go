@@ -24,13 +24,13 @@ const ellipsis = '…'
 // overrides, zero-width characters, BOM) are dropped; characters outside the
 // Basic Multilingual Plane (emoji, historic scripts), which fpdf cannot
 // encode and panics on, become U+FFFD, as do noncharacters. The result is
-// trimmed and cut to max runes, with an ellipsis when cut.
-func sanitize(s string, max int) string {
+// trimmed and cut to limit runes, with an ellipsis when cut.
+func sanitize(s string, limit int) string {
 	var b strings.Builder
-	b.Grow(min(len(s), 4*max))
+	b.Grow(min(len(s), 4*limit))
 	n := 0
-	space := false     // a space is pending
-	lastBad := false   // the last rune written is U+FFFD for invalid bytes
+	space := false   // a space is pending
+	lastBad := false // the last rune written is U+FFFD for invalid bytes
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		i += size
@@ -47,18 +47,18 @@ func sanitize(s string, max int) string {
 		case r > 0xFFFF || r >= 0xFDD0 && r <= 0xFDEF || r&0xFFFE == 0xFFFE:
 			r = utf8.RuneError
 		}
-		if n >= max {
+		if n >= limit {
 			b.WriteRune(ellipsis)
 			return b.String()
 		}
 		if space {
-			b.WriteByte(' ')
-			space = false
-			n++
-			if n >= max {
+			if n+1 >= limit {
 				b.WriteRune(ellipsis)
 				return b.String()
 			}
+			b.WriteByte(' ')
+			space = false
+			n++
 		}
 		b.WriteRune(r)
 		n++
@@ -69,11 +69,11 @@ func sanitize(s string, max int) string {
 
 // wrap breaks text into at most maxLines lines no wider than width, where
 // runeWidth gives each character's advance. It breaks after spaces and
-// commas (so a huge amount breaks at a thousands separator) and around CJK
-// characters, which take no spaces between words, and anywhere
-// inside a word too long for a line, but never between a base character and
-// its combining marks. The last line of text that does not fit ends with an
-// ellipsis. maxLines < 1 means no limit. Lines are in logical order.
+// commas (so a huge amount breaks at a thousands separator), around CJK
+// characters, which take no spaces between words, and anywhere inside a word
+// too long for a line, but never between a base character and its combining
+// marks. The last line of text that does not fit ends with an ellipsis.
+// maxLines < 1 means no limit. Lines are in logical order.
 func wrap(text string, width float64, maxLines int, runeWidth func(rune) float64) []string {
 	rs := []rune(text)
 	var lines []string
@@ -186,6 +186,7 @@ const (
 	bidiAN // Arabic-Indic digits
 )
 
+// classOf returns the bidirectional class of r.
 func classOf(r rune) bidiClass {
 	switch {
 	case r >= 0x0660 && r <= 0x0669 || r >= 0x06F0 && r <= 0x06F9:

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/go-pdf/fpdf"
 )
 
 func TestSanitize(t *testing.T) {
@@ -26,6 +28,7 @@ func TestSanitize(t *testing.T) {
 		{"noncharacters become U+FFFD", "a\ufffeb\uffffc\ufdd0d", 100, "a\ufffdb\ufffdc\ufffdd"},
 		{"cut with an ellipsis", "abcdef", 3, "abc…"},
 		{"cut exactly at a space", "abc def", 3, "abc…"},
+		{"no space before the ellipsis", "abc def", 4, "abc…"},
 		{"fits exactly", "abc", 3, "abc"},
 		{"empty", "", 3, ""},
 		{"only junk", "\x00\t\u200b ", 3, ""},
@@ -179,4 +182,34 @@ func TestParseCoverageRejectsGarbage(t *testing.T) {
 			t.Errorf("parseCoverage(%q) = nil error, want one", in)
 		}
 	}
+}
+
+// TestFallbackSubsetKeepsGlyphs checks that the subset of the fallback font
+// a document embeds still maps every character it was cut for.
+func TestFallbackSubsetKeepsGlyphs(t *testing.T) {
+	fonts, err := loadFonts()
+	if err != nil {
+		t.Fatalf("loadFonts() = %v", err)
+	}
+	r := &renderer{fonts: fonts, m: newModel(testOrder("ord_cut", "发票 Widget", "日本語 カタカナ"), testSeller, Buyer{Name: "張偉"})}
+	used := r.fallbackRunes()
+	if want := "发票日本語カタナ張偉"; !sameRunes(used, want) {
+		t.Errorf("fallbackRunes() = %q, want the runes of %q", used, want)
+	}
+	cover, err := parseCoverage(fpdf.UTF8CutFont(fonts.fallback.data, used))
+	if err != nil {
+		t.Fatalf("parseCoverage(UTF8CutFont(fallback, %q)) = %v", used, err)
+	}
+	for _, c := range used {
+		if !cover.has(c) {
+			t.Errorf("UTF8CutFont(fallback, %q) has no glyph for %q", used, c)
+		}
+	}
+}
+
+func sameRunes(a, b string) bool {
+	ra, rb := []rune(a), []rune(b)
+	slices.Sort(ra)
+	slices.Sort(rb)
+	return slices.Equal(ra, rb)
 }
