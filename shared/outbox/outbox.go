@@ -11,6 +11,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"sync"
@@ -172,15 +173,48 @@ func query(ctx context.Context, db *sql.DB, q string, args ...any) ([]Row, error
 
 // MarkSent records that the events with these ids were published.
 func MarkSent(ctx context.Context, db *sql.DB, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
 	return store.InTx(ctx, db, func(tx *sql.Tx) error {
-		now := time.Now().UnixMicro()
-		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_time = ? WHERE id = ? AND sent_time IS NULL`, now, id); err != nil {
-				return fmt.Errorf("outbox: mark %s sent: %w", id, err)
-			}
+		// One statement for the whole batch: json_each turns the list into
+		// rows, and the unique index on id finds each.
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_time = ? WHERE sent_time IS NULL AND id IN (SELECT value FROM json_each(?))`,
+			time.Now().UnixMicro(), string(list))
+		if err != nil {
+			return fmt.Errorf("outbox: mark %d events sent: %w", len(ids), err)
 		}
 		return nil
 	})
+}
+
+// pruneBatch bounds one Prune transaction, so that pruning a large
+// backlog does not hold the writer lock for long.
+const pruneBatch = 1000
+
+// Prune deletes events sent before cutoff and reports how many.
+func Prune(ctx context.Context, db *sql.DB, cutoff time.Time) (int, error) {
+	total := 0
+	for {
+		var n int64
+		err := store.InTx(ctx, db, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE sent_time IS NOT NULL AND sent_time < ? LIMIT ?)`,
+				cutoff.UnixMicro(), pruneBatch)
+			if err != nil {
+				return fmt.Errorf("outbox: prune: %w", err)
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += int(n)
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
 }
 
 // Decode unmarshals a row's data into m.

@@ -66,3 +66,49 @@ func TestAppendReadMarkSent(t *testing.T) {
 		}
 	}
 }
+
+func TestCommittedSignalAndPrune(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "s.db"), outbox.Migrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ids []string
+	for i := range 3 {
+		err := store.InTx(ctx, db, func(tx *sql.Tx) error {
+			id, err := outbox.Append(ctx, tx, outbox.Event{Type: outbox.TypeLowStock, Source: "//shopfn/inventory",
+				Subject: "sku", Data: &eventsv1.LowStock{Sku: "sku", Available: int64(i)}})
+			ids = append(ids, id)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-outbox.Committed(db):
+	default:
+		t.Fatal("no Committed signal after three commits")
+	}
+	select {
+	case <-outbox.Committed(db):
+		t.Fatal("signals did not coalesce")
+	default:
+	}
+	if err := outbox.MarkSent(ctx, db, ids[:2]...); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := outbox.Unsent(ctx, db, 10); len(rows) != 1 || rows[0].ID != ids[2] {
+		t.Fatalf("Unsent after marking two = %+v, want %s", rows, ids[2])
+	}
+	if n, err := outbox.Prune(ctx, db, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Errorf("Prune(an hour ago) = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := outbox.Prune(ctx, db, time.Now().Add(time.Second)); err != nil || n != 2 {
+		t.Errorf("Prune(now) = %d, %v; want 2 (the sent ones), nil", n, err)
+	}
+	if all, _ := outbox.All(ctx, db); len(all) != 1 || all[0].ID != ids[2] {
+		t.Errorf("All after Prune = %+v, want only the unsent event", all)
+	}
+}

@@ -47,7 +47,15 @@ type Outbox struct {
 	// commits). Zero turns the timer off; the sweep schedules of the stack
 	// call Sweep instead, which is what scale-to-zero needs.
 	OutboxSweep time.Duration `envconfig:"SHOPFN_OUTBOX_SWEEP" default:"10s"`
+	// OutboxRetention is how long published events stay in the outbox
+	// (for inspection and replays) before the relay deletes them; zero
+	// keeps them.
+	OutboxRetention time.Duration `envconfig:"SHOPFN_OUTBOX_RETENTION" default:"168h"`
 }
+
+// pruneEvery is how often the relay deletes events older than the
+// retention: hourly keeps each prune small.
+const pruneEvery = time.Hour
 
 // batch is how many rows one pass reads and publishes before marking them
 // sent: large enough to amortise the MarkSent transaction, small enough to
@@ -56,11 +64,12 @@ const batch = 500
 
 // Relay publishes one database's outbox.
 type Relay struct {
-	db     *sql.DB
-	client *pubsub.Client
-	stack  *infra.Stack
-	log    *slog.Logger
-	sweep  time.Duration
+	db        *sql.DB
+	client    *pubsub.Client
+	stack     *infra.Stack
+	log       *slog.Logger
+	sweep     time.Duration
+	retention time.Duration
 
 	mu   sync.Mutex // one pass at a time, so a row is not published twice by us
 	pubs map[string]*pubsub.Publisher
@@ -106,7 +115,7 @@ func DialAddr(ctx context.Context, project, addr string) (*pubsub.Client, error)
 }
 
 // New returns a relay for db's outbox. It publishes nothing until Run or
-// Sweep.
+// Sweep. Run sweeps every sweep (0: only on commits); see Retain.
 func New(db *sql.DB, client *pubsub.Client, log *slog.Logger, sweep time.Duration) *Relay {
 	published, _ := otel.Meter("github.com/shopfn/shopfn/shared/events/relay").Int64Counter("shopfn.events.published",
 		metric.WithDescription("Outbox events published to Pub/Sub."))
@@ -116,11 +125,19 @@ func New(db *sql.DB, client *pubsub.Client, log *slog.Logger, sweep time.Duratio
 	}
 }
 
+// Retain makes Run delete published events older than d, hourly; zero
+// (the default) keeps them.
+func (r *Relay) Retain(d time.Duration) *Relay {
+	r.retention = d
+	return r
+}
+
 // Run publishes after every commit that recorded events and on every
 // sweep, until ctx ends; then it flushes what is in flight and stops the
 // publishers.
 func (r *Relay) Run(ctx context.Context) error {
 	defer r.stop()
+	var lastPrune time.Time
 	var tick <-chan time.Time
 	if r.sweep > 0 {
 		t := time.NewTicker(r.sweep)
@@ -137,6 +154,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-tick:
 		}
 		r.pass(ctx)
+		if r.retention > 0 && time.Since(lastPrune) > pruneEvery {
+			lastPrune = time.Now()
+			if n, err := outbox.Prune(ctx, r.db, lastPrune.Add(-r.retention)); err != nil && ctx.Err() == nil {
+				r.log.WarnContext(ctx, "outbox relay: prune failed", "error", err.Error())
+			} else if n > 0 {
+				r.log.InfoContext(ctx, "outbox relay: pruned published events", "deleted", n)
+			}
+		}
 	}
 }
 

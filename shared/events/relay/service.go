@@ -45,7 +45,7 @@ func Start(ctx context.Context, cfg Outbox, log *slog.Logger, db func(context.Co
 			close(s.ready) // the server stops on the store's failure
 			return
 		}
-		s.relay = New(sqlDB, client, log, cfg.OutboxSweep)
+		s.relay = New(sqlDB, client, log, cfg.OutboxSweep).Retain(cfg.OutboxRetention)
 		close(s.ready)
 		s.relay.Run(ctx)
 	})
