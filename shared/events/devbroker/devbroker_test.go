@@ -15,6 +15,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfn/shopfn/infra"
 	eventsv1 "github.com/shopfn/shopfn/proto/shopfn/events/v1"
@@ -48,14 +49,18 @@ type recorder struct {
 	deliveries map[string]int // event id → deliveries
 	order      []string       // event ids in handling order
 	answer     func(m events.Message, attempt int) error
-	done       chan string // event ids, once handled for good
+	onCtx      func(context.Context) // sees each handler's context, when set
+	done       chan string           // event ids, once handled for good
 }
 
 func newRecorder(answer func(events.Message, int) error) *recorder {
 	return &recorder{deliveries: map[string]int{}, answer: answer, done: make(chan string, 10000)}
 }
 
-func (r *recorder) handle(_ context.Context, m events.Message) error {
+func (r *recorder) handle(ctx context.Context, m events.Message) error {
+	if r.onCtx != nil {
+		r.onCtx(ctx)
+	}
 	r.mu.Lock()
 	r.deliveries[m.ID]++
 	n := r.deliveries[m.ID]
@@ -289,5 +294,33 @@ func TestOneOrdersEventsArriveInOrder(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("handling order = %v, want %v", got, want)
 		}
+	}
+}
+
+func TestTraceTravelsWithTheEvent(t *testing.T) {
+	traces := make(chan trace.TraceID, 1)
+	rec := newRecorder(func(events.Message, int) error { return nil })
+	rec.onCtx = func(ctx context.Context) { traces <- trace.SpanContextFromContext(ctx).TraceID() }
+	s := start(t, rec, true)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true,
+	}))
+	err := store.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		_, err := outbox.Append(ctx, tx, outbox.Event{Type: outbox.TypeOrderConfirmed, Source: "//shopfn/order",
+			Subject: "ord_traced", Data: &eventsv1.OrderConfirmed{OrderId: "ord_traced"}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-traces:
+		if got != tid {
+			t.Errorf("trace id in the function = %s, want %s", got, tid)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("event not handled")
 	}
 }
