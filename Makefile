@@ -5,6 +5,7 @@ BUF_VERSION                ?= v1.75.0
 PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.0
 PROTOC_GEN_VALIDATE_VERSION ?= v1.3.3
+GRPC_GATEWAY_VERSION       ?= v2.33.0
 STATICCHECK_VERSION        ?= v0.8.2
 
 GOBIN ?= $(shell go env GOPATH)/bin
@@ -25,18 +26,25 @@ tools: ## Install the pinned code generators and linters with go install.
 	go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	go install github.com/envoyproxy/protoc-gen-validate@$(PROTOC_GEN_VALIDATE_VERSION)
+	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
+	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 	go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 .PHONY: generate
-generate: ## Regenerate the Go code of the protos (buf, local plugins).
+generate: ## Regenerate the protos' Go code, gateway and OpenAPI document (buf, local plugins).
+	go run ./tools/protoprint -out proto
 	buf generate
+
+# Everything generate writes: the proto tree (Go code, gateway, the printed
+# google/api protos) and the gateway's OpenAPI document.
+GENERATED = proto functions/gateway/openapi
 
 .PHONY: check-generated
 check-generated: generate ## Fail if the committed generated code is stale.
-	@git diff --exit-code --stat -- proto || \
+	@git diff --exit-code --stat -- $(GENERATED) || \
 		(echo "generated code is out of date: run 'make generate' and commit" && exit 1)
-	@test -z "$$(git status --porcelain -- proto)" || \
-		(git status --porcelain -- proto; echo "generate made new files: commit them" && exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || \
+		(git status --porcelain -- $(GENERATED); echo "generate made new files: commit them" && exit 1)
 
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck and buf lint.
@@ -44,6 +52,7 @@ lint: ## gofmt, go vet, staticcheck and buf lint.
 	go vet ./...
 	staticcheck $(OWN_PKGS)
 	buf lint
+	terraform fmt -check -recursive infra
 
 .PHONY: breaking
 breaking: ## Check the protos for breaking changes against main.
@@ -72,3 +81,16 @@ bench: ## Cold start, idle RSS and throughput of BENCH_TARGET vs a bare grpc-go 
 .PHONY: dev
 dev: ## Run the whole system on this machine.
 	go run ./cmd/shopfn dev
+
+KO_VERSION ?= v0.19.1
+KOCACHE    ?= $(CURDIR)/bin/ko-cache
+# Every deployable's main package, and the shopfn command (it runs the schedules).
+IMAGE_PKGS  = $(shell go list ./functions/*/cmd) ./cmd/shopfn
+
+.PHONY: images
+images: ## Build the images with ko, offline, into the OCI layout bin/images (refs in bin/images/refs.txt).
+	go install github.com/google/ko@$(KO_VERSION)
+	base=$$(KOCACHE=$(KOCACHE) go run ./infra/kobase) && \
+	KOCACHE=$(KOCACHE) KO_DEFAULTBASEIMAGE=$$base KO_DOCKER_REPO=$${KO_DOCKER_REPO:-ko.invalid/shopfn} \
+		$(GOBIN)/ko build --push=false --oci-layout-path bin/images --image-refs bin/images/refs.txt \
+		--preserve-import-paths $(IMAGE_PKGS)

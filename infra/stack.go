@@ -8,7 +8,9 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,7 +46,16 @@ type Stack struct {
 	Topics        []Topic        `yaml:"topics"`
 	Subscriptions []Subscription `yaml:"subscriptions"`
 	Buckets       []Bucket       `yaml:"buckets"`
+	CLI           CLI            `yaml:"cli"`
 	Schedules     []Schedule     `yaml:"schedules"`
+}
+
+// CLI is the shopfn command. Its container image runs the schedules
+// (`shopfn call`): a Cloud Run job started by Cloud Scheduler in the cloud,
+// CronJobs in Kubernetes.
+type CLI struct {
+	Name    string `yaml:"name"`    // image name
+	Command string `yaml:"command"` // Go package path of its main, relative to the module
 }
 
 // Deployable is one container: a gRPC service or a CloudEvent function.
@@ -68,7 +79,18 @@ type Deployable struct {
 	Publishes []string          `yaml:"publishes"` // topics it publishes to
 	Calls     []string          `yaml:"calls"`     // deployables whose internal methods it calls
 	Callers   []string          `yaml:"callers"`   // who may call its internal methods
+	Uses      []string          `yaml:"uses"`      // public deployables whose public methods it calls
+	// SignsTokens marks the deployable that issues access tokens; it holds
+	// the signing key (as does every deployable that calls internal methods).
+	SignsTokens bool `yaml:"signsTokens"`
 }
+
+// NeedsSigningKey reports whether d mints tokens: it issues them, or it
+// calls other deployables' internal methods with service credentials.
+func (d Deployable) NeedsSigningKey() bool { return d.SignsTokens || len(d.Calls) > 0 }
+
+// Dials returns the deployables whose addresses d needs: Calls, then Uses.
+func (d Deployable) Dials() []string { return slices.Concat(d.Calls, d.Uses) }
 
 // Topic is a Pub/Sub topic.
 type Topic struct {
@@ -94,6 +116,9 @@ type Subscription struct {
 // Bucket is an object storage bucket.
 type Bucket struct {
 	Name string `yaml:"name"`
+	// Env is the environment variable through which the deployables that
+	// use the bucket get its URL (a gocloud.dev/blob URL).
+	Env string `yaml:"env"`
 }
 
 // Schedule is a periodic call of an internal method.
@@ -153,6 +178,9 @@ func Parse(b []byte) (*Stack, error) {
 		return nil, fmt.Errorf("stack.yaml: %w", err)
 	}
 	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("stack.yaml: %w", err)
+	}
+	if err := checkWritten(b); err != nil {
 		return nil, fmt.Errorf("stack.yaml: %w", err)
 	}
 	return &s, nil
@@ -231,6 +259,12 @@ func (s *Stack) check() error {
 			return fmt.Errorf("deployable %q: devPort %d is missing or taken by %q", d.Name, d.DevPort, ports[d.DevPort])
 		case d.Command == "" || d.CPU == "" || d.Memory == "" || d.Timeout.Duration <= 0:
 			return fmt.Errorf("deployable %q: command, cpu, memory and timeout are required", d.Name)
+		case !validName.MatchString(d.Name) || len(d.Name) > maxNameLen:
+			return fmt.Errorf("deployable %q: name must be lowercase letters, digits and dashes, at most %d long (service account ids)", d.Name, maxNameLen)
+		case d.Name == Scheduler || d.Name == s.CLI.Name:
+			return fmt.Errorf("deployable %q: the name is taken by the scheduler or the cli", d.Name)
+		case d.Timeout.Duration > time.Hour:
+			return fmt.Errorf("deployable %q: timeout above 60m (Cloud Run's maximum)", d.Name)
 		}
 		names[d.Name] = true
 		ports[d.DevPort] = d.Name
@@ -248,6 +282,9 @@ func (s *Stack) check() error {
 	}
 	buckets := map[string]bool{}
 	for _, b := range s.Buckets {
+		if b.Name == "" || buckets[b.Name] || !bucketEnv.MatchString(b.Env) {
+			return fmt.Errorf("bucket %q: unnamed, listed twice, or env %q is not SHOPFN_…", b.Name, b.Env)
+		}
 		buckets[b.Name] = true
 	}
 	for _, d := range s.Deployables {
@@ -270,6 +307,9 @@ func (s *Stack) check() error {
 			if !names[c] && c != Scheduler {
 				return fmt.Errorf("deployable %q lists unknown caller %q", d.Name, c)
 			}
+		}
+		if err := s.checkDials(d); err != nil {
+			return err
 		}
 	}
 	subs := map[string]bool{}
@@ -298,6 +338,9 @@ func (s *Stack) check() error {
 			return fmt.Errorf("subscription %q: backoff must satisfy 0 < minBackoff <= maxBackoff <= 600s", sub.Name)
 		}
 	}
+	if len(s.Schedules) > 0 && (s.CLI.Name == "" || s.CLI.Command == "" || !validName.MatchString(s.CLI.Name)) {
+		return fmt.Errorf("cli: schedules run the cli image: name (lowercase) and command are required")
+	}
 	for _, sc := range s.Schedules {
 		d, ok := s.Deployable(sc.Target)
 		switch {
@@ -307,6 +350,105 @@ func (s *Stack) check() error {
 			return fmt.Errorf("schedule %q: %q does not list %q among its callers", sc.Name, sc.Target, Scheduler)
 		case sc.Method == "" || sc.Every.Duration < time.Minute:
 			return fmt.Errorf("schedule %q: needs a method and every >= 1m (Cloud Scheduler's granularity)", sc.Name)
+		}
+	}
+	return nil
+}
+
+// Names of deployables become Cloud Run services, Knative Services and
+// service account ids ("shopfn-push-" + name must fit in 30 characters).
+var validName = regexp.MustCompile(`^[a-z][a-z0-9]*(-[a-z0-9]+)*$`)
+
+const maxNameLen = 18
+
+var bucketEnv = regexp.MustCompile(`^SHOPFN_[A-Z0-9_]+$`)
+
+// checkDials checks that d's calls and uses agree with the callees: an
+// internal callee lists d among its callers (Cloud Run grants run.invoker
+// from that list), every caller calls, and uses names only public
+// deployables (a call to an internal one needs a grant: list it in calls).
+func (s *Stack) checkDials(d Deployable) error {
+	for _, c := range d.Calls {
+		callee, _ := s.Deployable(c)
+		switch {
+		case c == d.Name:
+			return fmt.Errorf("deployable %q calls itself", d.Name)
+		case callee.Ingress == IngressInternal && !slices.Contains(callee.Callers, d.Name):
+			return fmt.Errorf("deployable %q calls internal %q, which does not list it among its callers", d.Name, c)
+		}
+	}
+	for _, c := range d.Callers {
+		if c == Scheduler {
+			continue
+		}
+		caller, _ := s.Deployable(c)
+		if !slices.Contains(caller.Calls, d.Name) {
+			return fmt.Errorf("deployable %q lists caller %q, which does not list it in calls", d.Name, c)
+		}
+	}
+	for _, u := range d.Uses {
+		callee, ok := s.Deployable(u)
+		switch {
+		case !ok:
+			return fmt.Errorf("deployable %q uses unknown deployable %q", d.Name, u)
+		case u == d.Name || slices.Contains(d.Calls, u):
+			return fmt.Errorf("deployable %q: uses %q repeats itself or calls", d.Name, u)
+		case callee.Ingress != IngressPublic:
+			return fmt.Errorf("deployable %q uses internal %q: list it in calls (and %q in its callers)", d.Name, u, d.Name)
+		}
+	}
+	return nil
+}
+
+// Durations as Terraform reads them from the raw YAML: whole seconds or
+// minutes, and schedules in whole minutes dividing an hour or whole hours
+// dividing a day (so that they become a cron line).
+var (
+	secondsOrMinutes = regexp.MustCompile(`^[1-9][0-9]*[sm]$`)
+	minutesOrHours   = regexp.MustCompile(`^([1-9][0-9]*)([mh])$`)
+)
+
+// checkWritten checks how the durations that Terraform parses are written.
+func checkWritten(b []byte) error {
+	var raw struct {
+		Deployables []struct {
+			Name    string `yaml:"name"`
+			Timeout string `yaml:"timeout"`
+		} `yaml:"deployables"`
+		Subscriptions []struct {
+			Name        string `yaml:"name"`
+			AckDeadline string `yaml:"ackDeadline"`
+			MinBackoff  string `yaml:"minBackoff"`
+			MaxBackoff  string `yaml:"maxBackoff"`
+		} `yaml:"subscriptions"`
+		Schedules []struct {
+			Name  string `yaml:"name"`
+			Every string `yaml:"every"`
+		} `yaml:"schedules"`
+	}
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	for _, d := range raw.Deployables {
+		if !secondsOrMinutes.MatchString(d.Timeout) {
+			return fmt.Errorf("deployable %q: timeout %q must be whole seconds or minutes (\"30s\", \"5m\")", d.Name, d.Timeout)
+		}
+	}
+	for _, sub := range raw.Subscriptions {
+		for _, v := range []string{sub.AckDeadline, sub.MinBackoff, sub.MaxBackoff} {
+			if v != "" && !secondsOrMinutes.MatchString(v) {
+				return fmt.Errorf("subscription %q: %q must be whole seconds or minutes (\"10s\", \"1m\")", sub.Name, v)
+			}
+		}
+	}
+	for _, sc := range raw.Schedules {
+		m := minutesOrHours.FindStringSubmatch(sc.Every)
+		if m == nil {
+			return fmt.Errorf("schedule %q: every %q must be whole minutes or hours (\"5m\", \"1h\")", sc.Name, sc.Every)
+		}
+		n, _ := strconv.Atoi(m[1])
+		if per := map[string]int{"m": 60, "h": 24}[m[2]]; n >= per || per%n != 0 {
+			return fmt.Errorf("schedule %q: every %q must divide an hour (minutes) or a day (hours) to be a cron line", sc.Name, sc.Every)
 		}
 	}
 	return nil

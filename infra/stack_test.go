@@ -35,6 +35,16 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate port", "devPort: 9002", "devPort: 9001", "devPort"},
 		{"unknown caller", "callers: [order]", "callers: [ordr]", "unknown caller"},
 		{"schedule target", "target: order\n    method: /shopfn.order.v1.OrderService/Resume", "target: payment\n    method: /shopfn.order.v1.OrderService/Resume", "callers"},
+		{"internal callee not granted", "callers: [order, scheduler]", "callers: [scheduler]", "does not list it among its callers"},
+		{"caller that does not call", "callers: [invoicing, scheduler]", "callers: [invoicing, imaging, scheduler]", "does not list it in calls"},
+		{"uses an internal deployable", "uses: [order, user]", "uses: [order, payment]", "uses internal"},
+		{"uses unknown", "uses: [order, user]", "uses: [order, usr]", "unknown deployable"},
+		{"name not a service account id", "name: support", "name: Support", "lowercase"},
+		{"timeout in hours", "timeout: 3600s # chat sessions", "timeout: 1h", "whole seconds or minutes"},
+		{"ack deadline in ms", "ackDeadline: 120s", "ackDeadline: 120000ms", "whole seconds or minutes"},
+		{"schedule not a cron line", "every: 1m\n  - name: order-outbox-sweep", "every: 7m\n  - name: order-outbox-sweep", "cron"},
+		{"bucket without env", "env: SHOPFN_INVOICES_BUCKET", "env: INVOICES", "SHOPFN_"},
+		{"schedules without the cli", "  command: ./cmd/shopfn\n", "  command: \"\"\n", "cli"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

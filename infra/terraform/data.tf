@@ -1,0 +1,19 @@
+# One Firestore (native mode) database per deployable that owns a store.
+resource "google_firestore_database" "db" {
+  for_each                = local.database_name
+  name                    = each.value
+  location_id             = local.region
+  type                    = "FIRESTORE_NATIVE"
+  delete_protection_state = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_storage_bucket" "bucket" {
+  for_each                    = local.bucket_name
+  name                        = each.value
+  location                    = local.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = !var.deletion_protection
+}
