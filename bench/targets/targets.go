@@ -20,6 +20,7 @@ func All() []benchkit.Target {
 		User(),
 		UserLogin(),
 		UserNoCache(),
+		GatewayGetProduct(), GatewayGetProductHTTP1(),
 		SupportHistory(),
 		CatalogGet(), CatalogList(),
 		Inventory(), InventoryReserve(),

@@ -11,6 +11,7 @@ package catalogv1
 import (
 	_ "github.com/envoyproxy/protoc-gen-validate/validate"
 	v1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -1481,7 +1482,7 @@ var File_shopfn_catalog_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_shopfn_catalog_v1_catalog_proto_rawDesc = "" +
 	"\n" +
-	"\x1fshopfn/catalog/v1/catalog.proto\x12\x11shopfn.catalog.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x17validate/validate.proto\"\x8b\x03\n" +
+	"\x1fshopfn/catalog/v1/catalog.proto\x12\x11shopfn.catalog.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x17validate/validate.proto\"\x8b\x03\n" +
 	"\aProduct\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x12\n" +
@@ -1590,13 +1591,13 @@ const file_shopfn_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x17IMAGE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16IMAGE_STATE_PROCESSING\x10\x01\x12\x15\n" +
 	"\x11IMAGE_STATE_READY\x10\x02\x12\x16\n" +
-	"\x12IMAGE_STATE_FAILED\x10\x032\xeb\x05\n" +
-	"\x0eCatalogService\x12b\n" +
-	"\rCreateProduct\x12'.shopfn.catalog.v1.CreateProductRequest\x1a(.shopfn.catalog.v1.CreateProductResponse\x12Y\n" +
+	"\x12IMAGE_STATE_FAILED\x10\x032\xeb\x06\n" +
+	"\x0eCatalogService\x12\x81\x01\n" +
+	"\rCreateProduct\x12'.shopfn.catalog.v1.CreateProductRequest\x1a(.shopfn.catalog.v1.CreateProductResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\aproduct\"\f/v1/products\x12|\n" +
 	"\n" +
-	"GetProduct\x12$.shopfn.catalog.v1.GetProductRequest\x1a%.shopfn.catalog.v1.GetProductResponse\x12_\n" +
-	"\fListProducts\x12&.shopfn.catalog.v1.ListProductsRequest\x1a'.shopfn.catalog.v1.ListProductsResponse\x12b\n" +
-	"\rUpdateProduct\x12'.shopfn.catalog.v1.UpdateProductRequest\x1a(.shopfn.catalog.v1.UpdateProductResponse\x12s\n" +
+	"GetProduct\x12$.shopfn.catalog.v1.GetProductRequest\x1a%.shopfn.catalog.v1.GetProductResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/products/{product_id}\x12u\n" +
+	"\fListProducts\x12&.shopfn.catalog.v1.ListProductsRequest\x1a'.shopfn.catalog.v1.ListProductsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/products\x12\x88\x01\n" +
+	"\rUpdateProduct\x12'.shopfn.catalog.v1.UpdateProductRequest\x1a(.shopfn.catalog.v1.UpdateProductResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*2\x19/v1/products/{product_id}\x12s\n" +
 	"\x12BulkImportProducts\x12,.shopfn.catalog.v1.BulkImportProductsRequest\x1a-.shopfn.catalog.v1.BulkImportProductsResponse(\x01\x12s\n" +
 	"\x12UploadProductImage\x12,.shopfn.catalog.v1.UploadProductImageRequest\x1a-.shopfn.catalog.v1.UploadProductImageResponse(\x01\x12k\n" +
 	"\x10SetProductImages\x12*.shopfn.catalog.v1.SetProductImagesRequest\x1a+.shopfn.catalog.v1.SetProductImagesResponseB<Z:github.com/shopfn/shopfn/proto/shopfn/catalog/v1;catalogv1b\x06proto3"

@@ -10,6 +10,7 @@ package inventoryv1
 
 import (
 	_ "github.com/envoyproxy/protoc-gen-validate/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -880,7 +881,7 @@ var File_shopfn_inventory_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_shopfn_inventory_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"#shopfn/inventory/v1/inventory.proto\x12\x13shopfn.inventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17validate/validate.proto\"\xa9\x01\n" +
+	"#shopfn/inventory/v1/inventory.proto\x12\x13shopfn.inventory.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17validate/validate.proto\"\xa9\x01\n" +
 	"\x05Stock\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x17\n" +
 	"\aon_hand\x18\x02 \x01(\x03R\x06onHand\x12\x1a\n" +
@@ -934,10 +935,10 @@ const file_shopfn_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x1aRESERVATION_STATE_RESERVED\x10\x01\x12\x1f\n" +
 	"\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n" +
 	"\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n" +
-	"\x19RESERVATION_STATE_EXPIRED\x10\x042\xae\x04\n" +
-	"\x10InventoryService\x12W\n" +
-	"\bSetStock\x12$.shopfn.inventory.v1.SetStockRequest\x1a%.shopfn.inventory.v1.SetStockResponse\x12W\n" +
-	"\bGetStock\x12$.shopfn.inventory.v1.GetStockRequest\x1a%.shopfn.inventory.v1.GetStockResponse\x12T\n" +
+	"\x19RESERVATION_STATE_EXPIRED\x10\x042\xe3\x04\n" +
+	"\x10InventoryService\x12s\n" +
+	"\bSetStock\x12$.shopfn.inventory.v1.SetStockRequest\x1a%.shopfn.inventory.v1.SetStockResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\x1a\x0f/v1/stock/{sku}\x12p\n" +
+	"\bGetStock\x12$.shopfn.inventory.v1.GetStockRequest\x1a%.shopfn.inventory.v1.GetStockResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/stock/{sku}\x12T\n" +
 	"\aReserve\x12#.shopfn.inventory.v1.ReserveRequest\x1a$.shopfn.inventory.v1.ReserveResponse\x12Q\n" +
 	"\x06Commit\x12\".shopfn.inventory.v1.CommitRequest\x1a#.shopfn.inventory.v1.CommitResponse\x12T\n" +
 	"\aRelease\x12#.shopfn.inventory.v1.ReleaseRequest\x1a$.shopfn.inventory.v1.ReleaseResponse\x12i\n" +

@@ -12,6 +12,7 @@ import (
 	_ "github.com/envoyproxy/protoc-gen-validate/validate"
 	v1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
 	v11 "github.com/shopfn/shopfn/proto/shopfn/errors/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1221,7 +1222,7 @@ var File_shopfn_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_shopfn_order_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x1bshopfn/order/v1/order.proto\x12\x0fshopfn.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x1dshopfn/errors/v1/errors.proto\x1a\x17validate/validate.proto\"\x9d\x05\n" +
+	"\x1bshopfn/order/v1/order.proto\x12\x0fshopfn.order.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x1dshopfn/errors/v1/errors.proto\x1a\x17validate/validate.proto\"\x9d\x05\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x121\n" +
@@ -1312,15 +1313,17 @@ const file_shopfn_order_v1_order_proto_rawDesc = "" +
 	"\x16ORDER_STATE_AUTHORIZED\x10\x03\x12\x19\n" +
 	"\x15ORDER_STATE_CONFIRMED\x10\x04\x12\x1a\n" +
 	"\x16ORDER_STATE_CANCELLING\x10\x05\x12\x19\n" +
-	"\x15ORDER_STATE_CANCELLED\x10\x062\xee\x04\n" +
-	"\fOrderService\x12X\n" +
-	"\vCreateOrder\x12#.shopfn.order.v1.CreateOrderRequest\x1a$.shopfn.order.v1.CreateOrderResponse\x12O\n" +
-	"\bGetOrder\x12 .shopfn.order.v1.GetOrderRequest\x1a!.shopfn.order.v1.GetOrderResponse\x12U\n" +
+	"\x15ORDER_STATE_CANCELLED\x10\x062\x87\x06\n" +
+	"\fOrderService\x12o\n" +
+	"\vCreateOrder\x12#.shopfn.order.v1.CreateOrderRequest\x1a$.shopfn.order.v1.CreateOrderResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
+	"/v1/orders\x12n\n" +
+	"\bGetOrder\x12 .shopfn.order.v1.GetOrderRequest\x1a!.shopfn.order.v1.GetOrderResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12i\n" +
 	"\n" +
-	"ListOrders\x12\".shopfn.order.v1.ListOrdersRequest\x1a#.shopfn.order.v1.ListOrdersResponse\x12X\n" +
-	"\vCancelOrder\x12#.shopfn.order.v1.CancelOrderRequest\x1a$.shopfn.order.v1.CancelOrderResponse\x12W\n" +
+	"ListOrders\x12\".shopfn.order.v1.ListOrdersRequest\x1a#.shopfn.order.v1.ListOrdersResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/orders\x12\x81\x01\n" +
+	"\vCancelOrder\x12#.shopfn.order.v1.CancelOrderRequest\x1a$.shopfn.order.v1.CancelOrderResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:cancel\x12|\n" +
 	"\n" +
-	"WatchOrder\x12\".shopfn.order.v1.WatchOrderRequest\x1a#.shopfn.order.v1.WatchOrderResponse0\x01\x12^\n" +
+	"WatchOrder\x12\".shopfn.order.v1.WatchOrderRequest\x1a#.shopfn.order.v1.WatchOrderResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/orders/{order_id}:watch0\x01\x12^\n" +
 	"\rAttachInvoice\x12%.shopfn.order.v1.AttachInvoiceRequest\x1a&.shopfn.order.v1.AttachInvoiceResponse\x12I\n" +
 	"\x06Resume\x12\x1e.shopfn.order.v1.ResumeRequest\x1a\x1f.shopfn.order.v1.ResumeResponseB8Z6github.com/shopfn/shopfn/proto/shopfn/order/v1;orderv1b\x06proto3"
 

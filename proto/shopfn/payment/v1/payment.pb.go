@@ -11,6 +11,7 @@ package paymentv1
 import (
 	_ "github.com/envoyproxy/protoc-gen-validate/validate"
 	v1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -637,7 +638,7 @@ var File_shopfn_payment_v1_payment_proto protoreflect.FileDescriptor
 
 const file_shopfn_payment_v1_payment_proto_rawDesc = "" +
 	"\n" +
-	"\x1fshopfn/payment/v1/payment.proto\x12\x11shopfn.payment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x17validate/validate.proto\"\x9a\x04\n" +
+	"\x1fshopfn/payment/v1/payment.proto\x12\x11shopfn.payment.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x17validate/validate.proto\"\x9a\x04\n" +
 	"\aPayment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x125\n" +
@@ -684,13 +685,13 @@ const file_shopfn_payment_v1_payment_proto_rawDesc = "" +
 	"\x16PAYMENT_STATE_CAPTURED\x10\x02\x12\x1a\n" +
 	"\x16PAYMENT_STATE_REFUNDED\x10\x03\x12\x18\n" +
 	"\x14PAYMENT_STATE_VOIDED\x10\x04\x12\x1a\n" +
-	"\x16PAYMENT_STATE_DECLINED\x10\x052\xe4\x02\n" +
+	"\x16PAYMENT_STATE_DECLINED\x10\x052\x8c\x03\n" +
 	"\x0ePaymentService\x12V\n" +
 	"\tAuthorize\x12#.shopfn.payment.v1.AuthorizeRequest\x1a$.shopfn.payment.v1.AuthorizeResponse\x12P\n" +
 	"\aCapture\x12!.shopfn.payment.v1.CaptureRequest\x1a\".shopfn.payment.v1.CaptureResponse\x12M\n" +
-	"\x06Refund\x12 .shopfn.payment.v1.RefundRequest\x1a!.shopfn.payment.v1.RefundResponse\x12Y\n" +
+	"\x06Refund\x12 .shopfn.payment.v1.RefundRequest\x1a!.shopfn.payment.v1.RefundResponse\x12\x80\x01\n" +
 	"\n" +
-	"GetPayment\x12$.shopfn.payment.v1.GetPaymentRequest\x1a%.shopfn.payment.v1.GetPaymentResponseB<Z:github.com/shopfn/shopfn/proto/shopfn/payment/v1;paymentv1b\x06proto3"
+	"GetPayment\x12$.shopfn.payment.v1.GetPaymentRequest\x1a%.shopfn.payment.v1.GetPaymentResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orders/{order_id}/paymentB<Z:github.com/shopfn/shopfn/proto/shopfn/payment/v1;paymentv1b\x06proto3"
 
 var (
 	file_shopfn_payment_v1_payment_proto_rawDescOnce sync.Once

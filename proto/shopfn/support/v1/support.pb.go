@@ -10,6 +10,7 @@ package supportv1
 
 import (
 	_ "github.com/envoyproxy/protoc-gen-validate/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -622,7 +623,7 @@ var File_shopfn_support_v1_support_proto protoreflect.FileDescriptor
 
 const file_shopfn_support_v1_support_proto_rawDesc = "" +
 	"\n" +
-	"\x1fshopfn/support/v1/support.proto\x12\x11shopfn.support.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17validate/validate.proto\"\x83\x01\n" +
+	"\x1fshopfn/support/v1/support.proto\x12\x11shopfn.support.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17validate/validate.proto\"\x83\x01\n" +
 	"\vChatRequest\x121\n" +
 	"\x04join\x18\x01 \x01(\v2\x1b.shopfn.support.v1.JoinRoomH\x00R\x04join\x124\n" +
 	"\x04post\x18\x02 \x01(\v2\x1e.shopfn.support.v1.PostMessageH\x00R\x04postB\v\n" +
@@ -663,10 +664,10 @@ const file_shopfn_support_v1_support_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xfaB\x05r\x03\x18\x80\x04R\tpageToken\"u\n" +
 	"\x0fHistoryResponse\x12:\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1e.shopfn.support.v1.ChatMessageR\bmessages\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xaf\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd5\x01\n" +
 	"\x0eSupportService\x12K\n" +
-	"\x04Chat\x12\x1e.shopfn.support.v1.ChatRequest\x1a\x1f.shopfn.support.v1.ChatResponse(\x010\x01\x12P\n" +
-	"\aHistory\x12!.shopfn.support.v1.HistoryRequest\x1a\".shopfn.support.v1.HistoryResponseB<Z:github.com/shopfn/shopfn/proto/shopfn/support/v1;supportv1b\x06proto3"
+	"\x04Chat\x12\x1e.shopfn.support.v1.ChatRequest\x1a\x1f.shopfn.support.v1.ChatResponse(\x010\x01\x12v\n" +
+	"\aHistory\x12!.shopfn.support.v1.HistoryRequest\x1a\".shopfn.support.v1.HistoryResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/rooms/{room_id}/messagesB<Z:github.com/shopfn/shopfn/proto/shopfn/support/v1;supportv1b\x06proto3"
 
 var (
 	file_shopfn_support_v1_support_proto_rawDescOnce sync.Once

@@ -11,6 +11,7 @@ package userv1
 import (
 	_ "github.com/envoyproxy/protoc-gen-validate/validate"
 	v1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -625,7 +626,7 @@ var File_shopfn_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_shopfn_user_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x19shopfn/user/v1/user.proto\x12\x0eshopfn.user.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x17validate/validate.proto\"\xb7\x02\n" +
+	"\x19shopfn/user/v1/user.proto\x12\x0eshopfn.user.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dshopfn/common/v1/common.proto\x1a\x17validate/validate.proto\"\xb7\x02\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
@@ -671,12 +672,12 @@ const file_shopfn_user_v1_user_proto_rawDesc = "" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rROLE_CUSTOMER\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x022\xcc\x02\n" +
-	"\vUserService\x12M\n" +
-	"\bRegister\x12\x1f.shopfn.user.v1.RegisterRequest\x1a .shopfn.user.v1.RegisterResponse\x12D\n" +
-	"\x05Login\x12\x1c.shopfn.user.v1.LoginRequest\x1a\x1d.shopfn.user.v1.LoginResponse\x12J\n" +
-	"\aGetUser\x12\x1e.shopfn.user.v1.GetUserRequest\x1a\x1f.shopfn.user.v1.GetUserResponse\x12\\\n" +
-	"\rUpdateProfile\x12$.shopfn.user.v1.UpdateProfileRequest\x1a%.shopfn.user.v1.UpdateProfileResponseB6Z4github.com/shopfn/shopfn/proto/shopfn/user/v1;userv1b\x06proto3"
+	"ROLE_ADMIN\x10\x022\xbb\x03\n" +
+	"\vUserService\x12c\n" +
+	"\bRegister\x12\x1f.shopfn.user.v1.RegisterRequest\x1a .shopfn.user.v1.RegisterResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/users\x12`\n" +
+	"\x05Login\x12\x1c.shopfn.user.v1.LoginRequest\x1a\x1d.shopfn.user.v1.LoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/users:login\x12g\n" +
+	"\aGetUser\x12\x1e.shopfn.user.v1.GetUserRequest\x1a\x1f.shopfn.user.v1.GetUserResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}\x12|\n" +
+	"\rUpdateProfile\x12$.shopfn.user.v1.UpdateProfileRequest\x1a%.shopfn.user.v1.UpdateProfileResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*2\x13/v1/users/{user_id}B6Z4github.com/shopfn/shopfn/proto/shopfn/user/v1;userv1b\x06proto3"
 
 var (
 	file_shopfn_user_v1_user_proto_rawDescOnce sync.Once
