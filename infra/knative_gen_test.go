@@ -32,6 +32,15 @@ const generatedHeader = "# Generated from infra/stack.yaml by `go test ./infra -
 // containerPort is the port every deployable listens on ($PORT).
 const containerPort = 8080
 
+// portName names a kind's container port for Cloud Run and Knative: h2c
+// (HTTP/2 cleartext end to end, which gRPC needs) for gRPC services,
+// http1 for functions and HTTP servers (kind http, the gateway).
+var portName = map[string]string{KindGRPC: "h2c", KindFunction: "http1", KindHTTP: "http1"}
+
+// healthPath is where a kind http deployable answers 200 while it serves
+// (functions/gateway's GET /healthz).
+const healthPath = "/healthz"
+
 // knativeFiles renders infra/knative from the stack:
 //
 //	services/   a Knative Service per deployable, platform-neutral
@@ -113,7 +122,7 @@ func patchRef(name, path string) map[string]any {
 }
 
 func knativeService(d Deployable) map[string]any {
-	port := map[string]string{KindGRPC: "h2c", KindFunction: "http1"}[d.Kind]
+	port := portName[d.Kind]
 	c := map[string]any{
 		"name":  d.Name,
 		"image": d.Name, // the skaffold artifact (ko) of the same name
@@ -127,6 +136,10 @@ func knativeService(d Deployable) map[string]any {
 	case KindGRPC:
 		c["readinessProbe"] = map[string]any{"grpc": map[string]any{"port": containerPort}, "periodSeconds": 1}
 		c["livenessProbe"] = map[string]any{"grpc": map[string]any{"port": containerPort}, "periodSeconds": 30, "timeoutSeconds": 2}
+	case KindHTTP:
+		get := map[string]any{"path": healthPath, "port": containerPort}
+		c["readinessProbe"] = map[string]any{"httpGet": get, "periodSeconds": 1}
+		c["livenessProbe"] = map[string]any{"httpGet": get, "periodSeconds": 30, "timeoutSeconds": 2}
 	case KindFunction:
 		c["readinessProbe"] = map[string]any{"tcpSocket": map[string]any{"port": containerPort}, "periodSeconds": 1}
 	}

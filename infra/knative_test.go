@@ -2,6 +2,7 @@ package infra
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -14,6 +15,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"knative.dev/pkg/apis"
+	"knative.dev/serving/pkg/apis/config"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -214,7 +217,7 @@ func TestKnativeServicesFollowStack(t *testing.T) {
 			{"timeoutSeconds", fmt.Sprint(ptrVal(spec.TimeoutSeconds)), fmt.Sprint(int(d.Timeout.Seconds()))},
 			{"cpu limit", c.Resources.Limits.Cpu().String(), d.CPU},
 			{"memory limit", c.Resources.Limits.Memory().String(), d.Memory},
-			{"port", fmt.Sprintf("%s %d", port.Name, port.ContainerPort), fmt.Sprintf("%s %d", map[string]string{KindGRPC: "h2c", KindFunction: "http1"}[d.Kind], containerPort)},
+			{"port", fmt.Sprintf("%s %d", port.Name, port.ContainerPort), fmt.Sprintf("%s %d", portName[d.Kind], containerPort)},
 			{"visibility", visibility, map[string]string{IngressInternal: "cluster-local"}[d.Ingress]},
 		}
 		for _, ck := range checks {
@@ -227,12 +230,45 @@ func TestKnativeServicesFollowStack(t *testing.T) {
 			if c.ReadinessProbe == nil || c.ReadinessProbe.GRPC == nil || c.LivenessProbe == nil || c.LivenessProbe.GRPC == nil {
 				t.Errorf("Knative Service %s: want grpc.health.v1 readiness and liveness probes", d.Name)
 			}
+		case KindHTTP:
+			for what, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
+				if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != healthPath || p.HTTPGet.Port.IntValue() != containerPort {
+					t.Errorf("Knative Service %s: want an HTTP %s probe GET %s on %d, got %+v", d.Name, what, healthPath, containerPort, p)
+				}
+			}
 		case KindFunction:
 			if c.ReadinessProbe == nil || c.ReadinessProbe.TCPSocket == nil {
 				t.Errorf("Knative Service %s: want a TCP readiness probe", d.Name)
 			}
 		}
+		// What Knative's webhook would say: defaults applied, then its
+		// validation (one port, probe handlers and ports, timeouts); its
+		// warnings (security context defaults) are not failures.
+		v := svc.DeepCopy()
+		ctx := knativeWebhookContext(t)
+		v.SetDefaults(ctx)
+		if err := v.Validate(ctx).Filter(apis.ErrorLevel); err != nil {
+			t.Errorf("Knative Service %s: Knative rejects it: %v", d.Name, err)
+		}
 	}
+}
+
+// knativeMaxRevisionTimeout is the max-revision-timeout-seconds the
+// cluster's config-defaults must allow (Knative's default is 600): the
+// longest timeout in stack.yaml, support's hour-long chats. docs/deploy.md
+// says so.
+const knativeMaxRevisionTimeout = 3600
+
+// knativeWebhookContext is the context Knative's webhook defaults and
+// validates a Service in, for a create, on a cluster configured as
+// docs/deploy.md says.
+func knativeWebhookContext(t *testing.T) context.Context {
+	t.Helper()
+	defaults, err := config.NewDefaultsConfigFromMap(map[string]string{"max-revision-timeout-seconds": fmt.Sprint(knativeMaxRevisionTimeout)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config.ToContext(apis.WithinCreate(context.Background()), &config.Config{Defaults: defaults})
 }
 
 func ptrVal[T any](p *T) T {

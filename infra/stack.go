@@ -27,6 +27,9 @@ func YAML() []byte { return bytes.Clone(stackYAML) }
 const (
 	KindGRPC     = "grpc"
 	KindFunction = "function"
+	// KindHTTP is a plain HTTP server (the gateway): HTTP/1.1 and h2c on
+	// $PORT, GET /healthz answers 200 when it serves.
+	KindHTTP = "http"
 )
 
 // Ingress settings.
@@ -79,7 +82,7 @@ type Deployable struct {
 	Publishes []string          `yaml:"publishes"` // topics it publishes to
 	Calls     []string          `yaml:"calls"`     // deployables whose internal methods it calls
 	Callers   []string          `yaml:"callers"`   // who may call its internal methods
-	Uses      []string          `yaml:"uses"`      // public deployables whose public methods it calls
+	Uses      []string          `yaml:"uses"`      // deployables whose non-internal methods it calls with its callers' tokens
 	// SignsTokens marks the deployable that issues access tokens; it holds
 	// the signing key (as does every deployable that calls internal methods).
 	SignsTokens bool `yaml:"signsTokens"`
@@ -247,8 +250,8 @@ func (s *Stack) check() error {
 			return fmt.Errorf("a deployable has no name")
 		case names[d.Name]:
 			return fmt.Errorf("deployable %q is listed twice", d.Name)
-		case d.Kind != KindGRPC && d.Kind != KindFunction:
-			return fmt.Errorf("deployable %q: kind %q is not grpc or function", d.Name, d.Kind)
+		case d.Kind != KindGRPC && d.Kind != KindFunction && d.Kind != KindHTTP:
+			return fmt.Errorf("deployable %q: kind %q is not grpc, function or http", d.Name, d.Kind)
 		case d.Ingress != IngressPublic && d.Ingress != IngressInternal:
 			return fmt.Errorf("deployable %q: ingress %q is not public or internal", d.Name, d.Ingress)
 		case d.MinInstances != 0:
@@ -365,8 +368,10 @@ var bucketEnv = regexp.MustCompile(`^SHOPFN_[A-Z0-9_]+$`)
 
 // checkDials checks that d's calls and uses agree with the callees: an
 // internal callee lists d among its callers (Cloud Run grants run.invoker
-// from that list), every caller calls, and uses names only public
-// deployables (a call to an internal one needs a grant: list it in calls).
+// from that list), and every caller calls. Uses may name internal
+// deployables too: d then reaches them (run.invoker, network) with its
+// callers' own tokens, never a service identity of its own — the gateway
+// forwarding a customer's GetStock, say.
 func (s *Stack) checkDials(d Deployable) error {
 	for _, c := range d.Calls {
 		callee, _ := s.Deployable(c)
@@ -387,14 +392,12 @@ func (s *Stack) checkDials(d Deployable) error {
 		}
 	}
 	for _, u := range d.Uses {
-		callee, ok := s.Deployable(u)
+		_, ok := s.Deployable(u)
 		switch {
 		case !ok:
 			return fmt.Errorf("deployable %q uses unknown deployable %q", d.Name, u)
 		case u == d.Name || slices.Contains(d.Calls, u):
 			return fmt.Errorf("deployable %q: uses %q repeats itself or calls", d.Name, u)
-		case callee.Ingress != IngressPublic:
-			return fmt.Errorf("deployable %q uses internal %q: list it in calls (and %q in its callers)", d.Name, u, d.Name)
 		}
 	}
 	return nil

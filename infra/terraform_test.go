@@ -216,8 +216,8 @@ func TestTerraformFollowsStack(t *testing.T) {
 		tpl := b.block("template")
 		scaling := tpl.block("scaling")
 		c := tpl.block("containers")
-		wantPort := map[string]string{KindGRPC: "h2c", KindFunction: "http1"}[d.Kind]
-		callsInternal := slices.ContainsFunc(d.Calls, func(n string) bool { x, _ := s.Deployable(n); return x.Ingress == IngressInternal })
+		wantPort := portName[d.Kind]
+		dialsInternal := slices.ContainsFunc(d.Dials(), func(n string) bool { x, _ := s.Deployable(n); return x.Ingress == IngressInternal })
 		checks := []struct{ what, got, want string }{
 			{"name", b.str("name"), d.Name},
 			{"ingress", b.str("ingress"), wantIngress},
@@ -228,7 +228,7 @@ func TestTerraformFollowsStack(t *testing.T) {
 			{"service_account", tpl.str("service_account"), "google_service_account.deployable[" + d.Name + "].email"},
 			{"port name", c.block("ports").str("name"), wantPort},
 			{"port", c.block("ports").str("container_port"), "8080"},
-			{"vpc egress", fmt.Sprint(tpl.block("vpc_access") != nil), fmt.Sprint(callsInternal)},
+			{"vpc egress", fmt.Sprint(tpl.block("vpc_access") != nil), fmt.Sprint(dialsInternal)},
 		}
 		if lim := c.block("resources"); lim != nil {
 			l := lim.attrs["limits"]
@@ -244,16 +244,18 @@ func TestTerraformFollowsStack(t *testing.T) {
 			}
 		}
 
-		startup, live := c.block("startup_probe"), c.block("liveness_probe")
-		switch d.Kind {
-		case KindGRPC:
-			if startup.block("grpc") == nil || live.block("grpc") == nil {
-				t.Errorf("service %s: want grpc.health.v1 startup and liveness probes, got startup %v, liveness %v", d.Name, startup != nil, live != nil)
-			}
-		case KindFunction:
-			if startup.block("tcp_socket") == nil || startup.block("grpc") != nil {
-				t.Errorf("service %s: a function wants a TCP startup probe", d.Name)
-			}
+		// Each probe has exactly one handler: grpc.health.v1 for gRPC
+		// services, GET /healthz for HTTP servers, TCP for functions
+		// (startup only).
+		wantStartup, wantLive := map[string]string{KindGRPC: "grpc", KindHTTP: "http_get " + healthPath, KindFunction: "tcp_socket 8080"}[d.Kind], ""
+		if d.Kind != KindFunction {
+			wantLive = wantStartup
+		}
+		if got := probeHandler(c.block("startup_probe")); got != wantStartup {
+			t.Errorf("service %s (%s): startup probe %q, want %q", d.Name, d.Kind, got, wantStartup)
+		}
+		if got := probeHandler(c.block("liveness_probe")); got != wantLive {
+			t.Errorf("service %s (%s): liveness probe %q, want %q", d.Name, d.Kind, got, wantLive)
 		}
 
 		gotEnv := map[string]string{}
@@ -278,6 +280,7 @@ func TestTerraformFollowsStack(t *testing.T) {
 	}
 
 	checkInvokers(t, s, m)
+	checkSigningKey(t, s, m)
 	checkPubSub(t, s, m)
 
 	dbs := m.resource(t, "google_firestore_database", "db")
@@ -327,9 +330,29 @@ func TestTerraformFollowsStack(t *testing.T) {
 	}
 }
 
+// probeHandler describes the one handler of an evaluated probe block
+// ("grpc", "http_get /healthz", "tcp_socket 8080"); "" without a probe,
+// and a list of them when there are several (Cloud Run takes one).
+func probeHandler(p *evBlock) string {
+	if p == nil {
+		return ""
+	}
+	var hs []string
+	for _, h := range []struct{ block, arg string }{{"grpc", "port"}, {"http_get", "path"}, {"tcp_socket", "port"}} {
+		for _, b := range p.blocks[h.block] {
+			hs = append(hs, strings.TrimSpace(h.block+" "+b.str(h.arg)))
+		}
+	}
+	if len(hs) != 1 {
+		return fmt.Sprint(hs)
+	}
+	return hs[0]
+}
+
 // checkInvokers: run.invoker is allUsers on public deployables only, and on
 // internal ones exactly the callers (the scheduler's identity for
-// "scheduler") plus the push identity of a function.
+// "scheduler"), the deployables that use it (reaching it with their own
+// callers' tokens: the gateway) plus the push identity of a function.
 func checkInvokers(t *testing.T, s *Stack, m *tfModel) {
 	t.Helper()
 	got := map[string][]string{}
@@ -364,6 +387,13 @@ func checkInvokers(t *testing.T, s *Stack, m *tfModel) {
 				want = append(want, "google_service_account.deployable["+c+"].member")
 			}
 		}
+		if d.Ingress == IngressInternal {
+			for _, u := range s.Deployables {
+				if slices.Contains(u.Uses, d.Name) {
+					want = append(want, "google_service_account.deployable["+u.Name+"].member")
+				}
+			}
+		}
 		if len(s.PushTo(d.Name)) > 0 {
 			want = append(want, "google_service_account.push["+d.Name+"].member")
 		}
@@ -372,6 +402,32 @@ func checkInvokers(t *testing.T, s *Stack, m *tfModel) {
 		if !slices.Equal(g, want) {
 			t.Errorf("run.invoker on %s (%s) = %v, want %v", d.Name, d.Ingress, g, want)
 		}
+	}
+}
+
+// checkSigningKey: the signing key's secret is readable by exactly the
+// deployables that mint tokens (they issue them, or call internal methods
+// with service credentials) and the scheduler; a deployable that only uses
+// others, internal ones included, forwards its callers' tokens and gets none.
+func checkSigningKey(t *testing.T, s *Stack, m *tfModel) {
+	t.Helper()
+	var got []string
+	for key, b := range m.instances(t, m.resource(t, "google_secret_manager_secret_iam_member", "jwt_signing_key")) {
+		if b.str("secret_id") != "google_secret_manager_secret.jwt_signing_key.id" || b.str("role") != "roles/secretmanager.secretAccessor" {
+			t.Errorf("jwt_signing_key[%s]: %s on %s, want secretAccessor on the signing key", key, b.str("role"), b.str("secret_id"))
+		}
+		got = append(got, b.str("member"))
+	}
+	want := []string{"google_service_account.scheduler.member"}
+	for _, d := range s.Deployables {
+		if d.NeedsSigningKey() {
+			want = append(want, "google_service_account.deployable["+d.Name+"].member")
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("signing key readers = %v, want %v", got, want)
 	}
 }
 
@@ -466,5 +522,57 @@ func TestTerraformUsesEveryVariable(t *testing.T) {
 		if !declared[v] {
 			t.Errorf("var.%s is used but not declared", v)
 		}
+	}
+}
+
+// TestTerraformOutputs: endpoints lists every public deployable (the
+// gateway's HTTP/JSON URL among them); cli_env points the shopfn command, a
+// gRPC client, at the public gRPC services only.
+func TestTerraformOutputs(t *testing.T) {
+	s := mustStack(t)
+	m := loadTerraform(t, testVars())
+	out := map[string]cty.Value{}
+	for _, path := range sortedKeys(m.files) {
+		for _, b := range m.files[path].Blocks {
+			if b.Type != "output" {
+				continue
+			}
+			v, diags := b.Body.Attributes["value"].Expr.Value(m.ctx)
+			if diags.HasErrors() {
+				t.Errorf("output %s: %v", b.Labels[0], diags)
+				continue
+			}
+			out[b.Labels[0]] = v
+		}
+	}
+	uri := func(name string) string { return "google_cloud_run_v2_service.deployable[" + name + "].uri" }
+	want := map[string]string{}
+	var wantCLI []string
+	for _, d := range s.Deployables {
+		if d.Ingress != IngressPublic {
+			continue
+		}
+		want[d.Name] = uri(d.Name)
+		if d.Kind == KindGRPC {
+			wantCLI = append(wantCLI, "export "+envName(d.Name, "ADDR")+"="+uri(d.Name))
+		}
+	}
+	got := map[string]string{}
+	if v, ok := out["endpoints"]; ok && v.CanIterateElements() {
+		for k, e := range v.AsValueMap() {
+			got[k] = e.AsString()
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("output endpoints = %v, want %v", got, want)
+	}
+	var gotCLI []string
+	if v, ok := out["cli_env"]; ok && v.Type() == cty.String {
+		gotCLI = strings.Split(v.AsString(), "\n")
+	}
+	slices.Sort(gotCLI)
+	slices.Sort(wantCLI)
+	if !slices.Equal(gotCLI, wantCLI) {
+		t.Errorf("output cli_env = %q, want %q", gotCLI, wantCLI)
 	}
 }

@@ -54,8 +54,8 @@ resource "google_storage_bucket_iam_member" "object_user" {
 }
 
 # run.invoker: public deployables for everyone (their methods check tokens
-# themselves); otherwise only the callers stack.yaml lists, the scheduler
-# and the Pub/Sub push identity of a function.
+# themselves); otherwise only the callers stack.yaml lists, the scheduler,
+# the deployables that use it and the Pub/Sub push identity of a function.
 resource "google_cloud_run_v2_service_iam_member" "public" {
   for_each = { for name, d in local.deployables : name => d if d.ingress == "public" }
   name     = google_cloud_run_v2_service.deployable[each.key].name
@@ -73,6 +73,20 @@ resource "google_cloud_run_v2_service_iam_member" "caller" {
   location = local.region
   role     = "roles/run.invoker"
   member   = each.value.caller == "scheduler" ? google_service_account.scheduler.member : google_service_account.deployable[each.value.caller].member
+}
+
+# A deployable that uses an internal one (the gateway) only forwards its
+# callers' own tokens: it gets the way in (run.invoker here, VPC egress in
+# run.tf), never the signing key.
+resource "google_cloud_run_v2_service_iam_member" "user" {
+  for_each = {
+    for p in flatten([for name, d in local.deployables : [for u in try(d.uses, []) : { callee = u, user = name } if local.deployables[u].ingress == "internal"]]) :
+    "${p.callee}/${p.user}" => p
+  }
+  name     = google_cloud_run_v2_service.deployable[each.value.callee].name
+  location = local.region
+  role     = "roles/run.invoker"
+  member   = google_service_account.deployable[each.value.user].member
 }
 
 resource "google_cloud_run_v2_service_iam_member" "push" {

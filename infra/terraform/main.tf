@@ -43,9 +43,10 @@ locals {
   # calls internal methods (service credentials are tokens it signs).
   signs = { for name, d in local.deployables : name => try(d.signsTokens, false) || length(try(d.calls, [])) > 0 }
 
-  # Internal ingress admits only VPC traffic: callers of an internal
-  # deployable send their egress through the VPC.
-  needs_vpc           = { for name, d in local.deployables : name => anytrue([for c in try(d.calls, []) : local.deployables[c].ingress == "internal"]) }
+  # Internal ingress admits only VPC traffic: whoever dials an internal
+  # deployable (calls it, or uses it with its callers' tokens) sends its
+  # egress through the VPC.
+  needs_vpc           = { for name, d in local.deployables : name => anytrue([for c in concat(try(d.calls, []), try(d.uses, [])) : local.deployables[c].ingress == "internal"]) }
   scheduler_needs_vpc = anytrue([for s in local.schedules : local.deployables[s.target].ingress == "internal"])
 
   bucket_name   = { for name in keys(local.buckets) : name => "${local.project}-${name}" }

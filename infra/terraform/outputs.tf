@@ -1,5 +1,5 @@
 output "endpoints" {
-  description = "HTTPS endpoints of the public deployables (gRPC over TLS)."
+  description = "HTTPS endpoints of the public deployables: gRPC over TLS, and the gateway's HTTP/JSON API (GET /openapi.json)."
   value       = { for name, s in google_cloud_run_v2_service.deployable : name => s.uri if local.deployables[name].ingress == "public" }
 }
 
@@ -9,8 +9,8 @@ output "internal_endpoints" {
 }
 
 output "cli_env" {
-  description = "Shell lines that point the shopfn command at this deployment."
-  value       = join("\n", [for name, s in google_cloud_run_v2_service.deployable : "export SHOPFN_${upper(replace(name, "-", "_"))}_ADDR=${s.uri}" if local.deployables[name].ingress == "public"])
+  description = "Shell lines that point the shopfn command (a gRPC client) at this deployment's public gRPC services."
+  value       = join("\n", [for name, s in google_cloud_run_v2_service.deployable : "export SHOPFN_${upper(replace(name, "-", "_"))}_ADDR=${s.uri}" if local.deployables[name].ingress == "public" && local.deployables[name].kind == "grpc"])
 }
 
 output "image_repository" {

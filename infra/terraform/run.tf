@@ -1,6 +1,7 @@
 # A Cloud Run service per deployable: scale to zero, HTTP/2 end to end for
-# gRPC (h2c to the container), gRPC health probes, internal ingress where
-# stack.yaml says internal.
+# gRPC (h2c to the container), gRPC health probes (HTTP GET /healthz for
+# the HTTP server, the gateway), internal ingress where stack.yaml says
+# internal.
 resource "google_cloud_run_v2_service" "deployable" {
   for_each            = local.deployables
   name                = each.key
@@ -34,7 +35,8 @@ resource "google_cloud_run_v2_service" "deployable" {
       image = local.image[each.key]
 
       # "h2c" makes Cloud Run speak HTTP/2 cleartext to the container, which
-      # gRPC (streams included) needs; functions are HTTP/1 servers.
+      # gRPC (streams included) needs; functions and the gateway (kind
+      # http) get HTTP/1.1, over which the gateway streams NDJSON chunked.
       ports {
         name           = each.value.kind == "grpc" ? "h2c" : "http1"
         container_port = 8080
@@ -67,8 +69,9 @@ resource "google_cloud_run_v2_service" "deployable" {
         }
       }
 
-      # Ready as soon as grpc.health.v1 answers SERVING (gRPC services) or
-      # the port accepts (functions, which have no health endpoint).
+      # Ready as soon as grpc.health.v1 answers SERVING (gRPC services),
+      # GET /healthz answers 200 (kind http), or the port accepts
+      # (functions, which have no health endpoint).
       startup_probe {
         period_seconds    = 1
         timeout_seconds   = 1
@@ -81,6 +84,13 @@ resource "google_cloud_run_v2_service" "deployable" {
           }
         }
 
+        dynamic "http_get" {
+          for_each = each.value.kind == "http" ? [1] : []
+          content {
+            path = "/healthz"
+          }
+        }
+
         dynamic "tcp_socket" {
           for_each = each.value.kind == "function" ? [1] : []
           content {
@@ -90,13 +100,24 @@ resource "google_cloud_run_v2_service" "deployable" {
       }
 
       dynamic "liveness_probe" {
-        for_each = each.value.kind == "grpc" ? [1] : []
+        for_each = contains(["grpc", "http"], each.value.kind) ? [1] : []
         content {
           period_seconds    = 30
           timeout_seconds   = 2
           failure_threshold = 3
-          grpc {
-            service = ""
+
+          dynamic "grpc" {
+            for_each = each.value.kind == "grpc" ? [1] : []
+            content {
+              service = ""
+            }
+          }
+
+          dynamic "http_get" {
+            for_each = each.value.kind == "http" ? [1] : []
+            content {
+              path = "/healthz"
+            }
           }
         }
       }
