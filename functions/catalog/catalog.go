@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	defer d.Close()
 	svc := product.NewService(db, bucket, product.ImageConfig{BucketURL: bucketURL, MaxBytes: cfg.MaxImageBytes}, log)
 	catalogv1.RegisterCatalogServiceServer(d.Server, catalogapi.New(svc))
-	events := relay.Start(ctx, cfg.Outbox, log, db.DB)
+	events := relay.Start(ctx, cfg.Outbox, log, db.Outbox)
 	defer events.Close()
 	opsv1.RegisterOutboxServiceServer(d.Server, events)
 	return d.Server.Serve(ctx, lis, db, bucket)

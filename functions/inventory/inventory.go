@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	defer d.Close()
 	svc := stock.NewService(db, stock.Settings{TTL: cfg.ReservationTTL, LowStockThreshold: cfg.LowStockThreshold})
 	inventoryv1.RegisterInventoryServiceServer(d.Server, inventoryapi.New(svc))
-	events := relay.Start(ctx, cfg.Outbox, log, db.DB)
+	events := relay.Start(ctx, cfg.Outbox, log, db.Outbox)
 	defer events.Close()
 	opsv1.RegisterOutboxServiceServer(d.Server, events)
 	return d.Server.Serve(ctx, lis, db)

@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	svc := orders.NewService(db, clients.NewCatalog(catalogCC), clients.NewInventory(inventoryCC), clients.NewPayments(paymentCC), log, opts)
 
 	orderv1.RegisterOrderServiceServer(d.Server, orderapi.New(svc))
-	events := relay.Start(ctx, cfg.Outbox, log, db.DB)
+	events := relay.Start(ctx, cfg.Outbox, log, db.Outbox)
 	defer events.Close()
 	opsv1.RegisterOutboxServiceServer(d.Server, events)
 	go resumeLoop(ctx, svc, log, cfg.ResumeIdle, cfg.ResumeEvery)

@@ -224,3 +224,33 @@ func (r Row) Decode(m proto.Message) error {
 	}
 	return nil
 }
+
+// Store is an outbox as the relay reads it: SQLite (SQLite) or Firestore
+// (package fsoutbox).
+type Store interface {
+	// Unsent returns up to limit events not yet published, oldest first.
+	Unsent(ctx context.Context, limit int) ([]Row, error)
+	// MarkSent records that the events with these ids were published.
+	MarkSent(ctx context.Context, ids ...string) error
+	// Prune deletes events sent before cutoff and reports how many.
+	Prune(ctx context.Context, cutoff time.Time) (int, error)
+	// Committed receives a value after transactions that appended events
+	// committed; values coalesce.
+	Committed() <-chan struct{}
+}
+
+// SQLite is the Store of a SQLite database with the outbox migrations.
+func SQLite(db *sql.DB) Store { return sqliteStore{db} }
+
+type sqliteStore struct{ db *sql.DB }
+
+func (s sqliteStore) Unsent(ctx context.Context, limit int) ([]Row, error) {
+	return Unsent(ctx, s.db, limit)
+}
+func (s sqliteStore) MarkSent(ctx context.Context, ids ...string) error {
+	return MarkSent(ctx, s.db, ids...)
+}
+func (s sqliteStore) Prune(ctx context.Context, cutoff time.Time) (int, error) {
+	return Prune(ctx, s.db, cutoff)
+}
+func (s sqliteStore) Committed() <-chan struct{} { return Committed(s.db) }

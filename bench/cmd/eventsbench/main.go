@@ -145,7 +145,7 @@ func run(rate int, dur time.Duration, producers, concurrency int) (report, error
 		Concurrency: concurrency, HTTP: &http.Client{Transport: tr2}, Log: warn}
 	var wg sync.WaitGroup
 	wg.Go(func() { bridge.Run(ctx) })
-	rl := relay.New(db, client, warn, time.Second)
+	rl := relay.New(outbox.SQLite(db), client, warn, time.Second)
 	wg.Go(func() { rl.Run(ctx) })
 	waitUp(url)
 

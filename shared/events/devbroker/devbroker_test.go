@@ -106,7 +106,7 @@ func start(t *testing.T, rec *recorder, runRelay bool) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &system{db: db, client: client, project: project, relay: relay.New(db, client, quiet, time.Hour)}
+	s := &system{db: db, client: client, project: project, relay: relay.New(outbox.SQLite(db), client, quiet, time.Hour)}
 	b := &devbroker.Bridge{Client: client, Project: project, Stack: stack, URL: func(string) string { return url }, HTTP: http.DefaultClient, Log: quiet}
 	var wg sync.WaitGroup
 	wg.Go(func() { b.Run(ctx) })

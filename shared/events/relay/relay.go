@@ -11,7 +11,6 @@ package relay
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,7 +63,7 @@ const batch = 500
 
 // Relay publishes one database's outbox.
 type Relay struct {
-	db        *sql.DB
+	db        outbox.Store
 	client    *pubsub.Client
 	stack     *infra.Stack
 	log       *slog.Logger
@@ -114,9 +113,9 @@ func DialAddr(ctx context.Context, project, addr string) (*pubsub.Client, error)
 	return c, nil
 }
 
-// New returns a relay for db's outbox. It publishes nothing until Run or
+// New returns a relay for an outbox. It publishes nothing until Run or
 // Sweep. Run sweeps every sweep (0: only on commits); see Retain.
-func New(db *sql.DB, client *pubsub.Client, log *slog.Logger, sweep time.Duration) *Relay {
+func New(db outbox.Store, client *pubsub.Client, log *slog.Logger, sweep time.Duration) *Relay {
 	published, _ := otel.Meter("github.com/shopfn/shopfn/shared/events/relay").Int64Counter("shopfn.events.published",
 		metric.WithDescription("Outbox events published to Pub/Sub."))
 	return &Relay{
@@ -144,7 +143,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
-	committed := outbox.Committed(r.db)
+	committed := r.db.Committed()
 	r.pass(ctx) // what a previous run left behind
 	for {
 		select {
@@ -156,7 +155,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.pass(ctx)
 		if r.retention > 0 && time.Since(lastPrune) > pruneEvery {
 			lastPrune = time.Now()
-			if n, err := outbox.Prune(ctx, r.db, lastPrune.Add(-r.retention)); err != nil && ctx.Err() == nil {
+			if n, err := r.db.Prune(ctx, lastPrune.Add(-r.retention)); err != nil && ctx.Err() == nil {
 				r.log.WarnContext(ctx, "outbox relay: prune failed", "error", err.Error())
 			} else if n > 0 {
 				r.log.InfoContext(ctx, "outbox relay: pruned published events", "deleted", n)
@@ -179,7 +178,7 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 	defer r.mu.Unlock()
 	total := 0
 	for {
-		rows, err := outbox.Unsent(ctx, r.db, batch)
+		rows, err := r.db.Unsent(ctx, batch)
 		if err != nil {
 			return total, err
 		}
@@ -188,7 +187,7 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 		}
 		sent, err := r.publish(ctx, rows)
 		if len(sent) > 0 {
-			if merr := outbox.MarkSent(context.WithoutCancel(ctx), r.db, sent...); merr != nil {
+			if merr := r.db.MarkSent(context.WithoutCancel(ctx), sent...); merr != nil {
 				return total, errors.Join(err, merr)
 			}
 			total += len(sent)

@@ -2,13 +2,13 @@ package relay
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"sync"
 
 	errorsv1 "github.com/shopfn/shopfn/proto/shopfn/errors/v1"
 	opsv1 "github.com/shopfn/shopfn/proto/shopfn/ops/v1"
 	"github.com/shopfn/shopfn/shared/apperr"
+	"github.com/shopfn/shopfn/shared/outbox"
 )
 
 // Service runs a deployable's relay in the background and serves its
@@ -27,7 +27,7 @@ type Service struct {
 // returns (it waits for the store to open) until ctx ends. Failures are
 // logged, not fatal: events wait safely in the outbox, and the service
 // keeps serving.
-func Start(ctx context.Context, cfg Outbox, log *slog.Logger, db func(context.Context) (*sql.DB, error)) *Service {
+func Start(ctx context.Context, cfg Outbox, log *slog.Logger, db func(context.Context) (outbox.Store, error)) *Service {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Service{ready: make(chan struct{}), cancel: cancel}
 	s.done.Go(func() {
@@ -40,12 +40,12 @@ func Start(ctx context.Context, cfg Outbox, log *slog.Logger, db func(context.Co
 			return
 		}
 		defer client.Close()
-		sqlDB, err := db(ctx)
+		store, err := db(ctx)
 		if err != nil {
 			close(s.ready) // the server stops on the store's failure
 			return
 		}
-		s.relay = New(sqlDB, client, log, cfg.OutboxSweep).Retain(cfg.OutboxRetention)
+		s.relay = New(store, client, log, cfg.OutboxSweep).Retain(cfg.OutboxRetention)
 		close(s.ready)
 		s.relay.Run(ctx)
 	})

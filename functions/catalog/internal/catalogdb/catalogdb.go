@@ -111,6 +111,15 @@ func (s *Store) DB(ctx context.Context) (*sql.DB, error) {
 	return d.DB, nil
 }
 
+// Outbox waits for the database and returns its outbox, for the relay.
+func (s *Store) Outbox(ctx context.Context) (outbox.Store, error) {
+	db, err := s.DB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return outbox.SQLite(db), nil
+}
+
 // Close closes the database (waiting for it to open first).
 func (s *Store) Close() error {
 	d, err := s.open.Wait()
