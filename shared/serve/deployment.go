@@ -2,11 +2,13 @@ package serve
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
+
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -65,6 +67,34 @@ func (p Platform) DataFile(override, name string) string {
 		return override
 	}
 	return filepath.Join(p.DataDir, name)
+}
+
+// Store kinds (Platform.Store).
+const (
+	StoreSQLite    = "sqlite"
+	StoreFirestore = "firestore"
+)
+
+// UsesFirestore reports whether the deployable keeps its data in
+// Firestore, and fails on an unknown Store setting.
+func (p Platform) UsesFirestore() (bool, error) {
+	switch p.Store {
+	case "", StoreSQLite:
+		return false, nil
+	case StoreFirestore:
+		return true, nil
+	}
+	return false, fmt.Errorf("SHOPFN_STORE=%q: want %s or %s", p.Store, StoreSQLite, StoreFirestore)
+}
+
+// FirestoreDatabaseName is the deployable's Firestore database: the
+// FirestoreDatabase setting, else "shopfn-<deployable>" as infra/terraform
+// names them.
+func (p Platform) FirestoreDatabaseName(deployable string) string {
+	if p.FirestoreDatabase != "" {
+		return p.FirestoreDatabase
+	}
+	return "shopfn-" + deployable
 }
 
 // Bucket is the gocloud.dev/blob URL of a bucket of the deployable's:

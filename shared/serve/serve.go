@@ -64,6 +64,15 @@ type Platform struct {
 	// DataDir holds local state: SQLite files, file buckets and the
 	// development key.
 	DataDir string `envconfig:"SHOPFN_DATA_DIR" default:".data"`
+
+	// Store selects the database of a deployable that has one: "sqlite" (a
+	// file in DataDir, for one instance: shopfn dev, tests, a single VM) or
+	// "firestore" (FirestoreDatabase in the project GOOGLE_CLOUD_PROJECT;
+	// the emulator when FIRESTORE_EMULATOR_HOST is set).
+	Store string `envconfig:"SHOPFN_STORE" default:"sqlite"`
+	// FirestoreDatabase is the deployable's named Firestore database; empty
+	// means "shopfn-<deployable>", as infra/terraform names them.
+	FirestoreDatabase string `envconfig:"SHOPFN_FIRESTORE_DATABASE"`
 }
 
 // Telemetry and Auth name the embedded parts of Platform.
