@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"path/filepath"
 
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
