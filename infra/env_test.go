@@ -47,6 +47,9 @@ func wantEnv(s *Stack, d Deployable, p platform) map[string]string {
 	for _, c := range d.Dials() {
 		env[envName(c, "ADDR")] = p.addr(c)
 	}
+	if !p.emulators && len(d.Dials()) > 0 {
+		env["SHOPFN_ID_TOKENS"] = "true" // Cloud Run's run.invoker check (shared/dial)
+	}
 	for _, b := range d.Buckets {
 		env[s.bucket(b).Env] = p.bucket(b)
 	}

@@ -274,6 +274,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 		cc, err := dial.Dial(b.addr, dial.Options{
 			Idempotent:     b.idempotent,
 			DefaultTimeout: cfg.CallTimeout,
+			IDTokens:       cfg.IDTokens && strings.HasPrefix(b.addr, "https://"),
 			TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagators: tel.Propagator,
 		})
 		if err != nil {

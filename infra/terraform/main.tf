@@ -64,6 +64,8 @@ locals {
         SHOPFN_TRUSTED_PROXY_HOPS = "1"
       },
       try(d.database, "") != "" ? { SHOPFN_STORE = "firestore", SHOPFN_FIRESTORE_DATABASE = local.database_name[name] } : {},
+      # Calls between services carry a Google ID token for run.invoker.
+      length(concat(try(d.calls, []), try(d.uses, []))) > 0 ? { SHOPFN_ID_TOKENS = "true" } : {},
       { for c in concat(try(d.calls, []), try(d.uses, [])) : "SHOPFN_${upper(replace(c, "-", "_"))}_ADDR" => local.url[c] },
       { for b in try(d.buckets, []) : local.buckets[b].env => "gs://${local.bucket_name[b]}" },
       try(d.env, {}),

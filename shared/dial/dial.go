@@ -100,6 +100,11 @@ type Options struct {
 	// token) to every call.
 	PerRPCCredentials credentials.PerRPCCredentials
 
+	// IDTokens adds a Google ID token for the target's URL to every call
+	// (see IDTokens): what Cloud Run's run.invoker check needs between
+	// services. The target must be https://.
+	IDTokens bool
+
 	// ExtraDialOptions are appended after the ones Dial builds, so they win
 	// where they overlap.
 	ExtraDialOptions []grpc.DialOption
@@ -161,6 +166,13 @@ func Dial(target string, o Options) (*grpc.ClientConn, error) {
 		)
 	} else {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if o.IDTokens {
+		ids, err := NewIDTokens(target)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(ids))
 	}
 	if o.PerRPCCredentials != nil {
 		opts = append(opts, grpc.WithPerRPCCredentials(o.PerRPCCredentials))

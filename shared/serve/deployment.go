@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -118,6 +119,7 @@ func (p Platform) Bucket(override, name string) (string, error) {
 func (d *Deployment) Dial(addr string, idempotent []string, creds credentials.PerRPCCredentials) (*grpc.ClientConn, error) {
 	cc, err := dial.Dial(addr, dial.Options{
 		Idempotent: idempotent, PerRPCCredentials: creds,
+		IDTokens:       d.Platform.IDTokens && strings.HasPrefix(addr, "https://"),
 		TracerProvider: d.Telemetry.Tracer, MeterProvider: d.Telemetry.Meter, Propagators: d.Telemetry.Propagator,
 	})
 	if err != nil {

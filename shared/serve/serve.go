@@ -70,6 +70,10 @@ type Platform struct {
 	// "firestore" (FirestoreDatabase in the project GOOGLE_CLOUD_PROJECT;
 	// the emulator when FIRESTORE_EMULATOR_HOST is set).
 	Store string `envconfig:"SHOPFN_STORE" default:"sqlite"`
+	// IDTokens sends a Google ID token for the callee with every call to an
+	// https:// deployable, for Cloud Run's run.invoker check between
+	// services (infra/terraform sets it; the metadata server mints them).
+	IDTokens bool `envconfig:"SHOPFN_ID_TOKENS"`
 	// FirestoreDatabase is the deployable's named Firestore database; empty
 	// means "shopfn-<deployable>", as infra/terraform names them.
 	FirestoreDatabase string `envconfig:"SHOPFN_FIRESTORE_DATABASE"`
