@@ -14,6 +14,7 @@ import (
 
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// buckets
+	_ "gocloud.dev/blob/gcsblob"  // gs:// buckets in the cloud
 
 	"github.com/shopfn/shopfn/functions/catalog/internal/catalogapi"
 	"github.com/shopfn/shopfn/functions/catalog/internal/catalogdb"

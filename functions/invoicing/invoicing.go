@@ -18,6 +18,7 @@ import (
 
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// buckets under shopfn dev
+	_ "gocloud.dev/blob/gcsblob"  // gs:// buckets in the cloud
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
