@@ -41,7 +41,9 @@ var demoCatalog = []*catalogv1.ProductDraft{
 	{Sku: "demo-map", Name: "Trail map", Description: "Waterproof hiking map.", Category: demoCategory, Price: eur(1100), Active: true},
 }
 
-func eur(minor int64) *commonv1.Money { return &commonv1.Money{AmountMinor: minor, CurrencyCode: "EUR"} }
+func eur(minor int64) *commonv1.Money {
+	return &commonv1.Money{AmountMinor: minor, CurrencyCode: "EUR"}
+}
 
 // demo runs the flow; each step prints a line.
 type demo struct {

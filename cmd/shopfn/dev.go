@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shopfn/shopfn/functions/catalog"
+	"github.com/shopfn/shopfn/functions/gateway"
 	"github.com/shopfn/shopfn/functions/inventory"
 	"github.com/shopfn/shopfn/functions/order"
 	"github.com/shopfn/shopfn/functions/payment"
@@ -71,14 +72,22 @@ var grpcRunners = map[string]func(ctx context.Context, o devOptions, log *slog.L
 	support.Name:   runSupportDev,
 }
 
+// httpRunners run the plain HTTP deployables in this process.
+var httpRunners = map[string]func(ctx context.Context, o devOptions, log *slog.Logger, lis net.Listener) error{
+	gateway.Name: runGatewayDev,
+}
+
 // deployables lists what `shopfn dev` starts: every deployable of
 // infra/stack.yaml, on its devPort.
 func deployables() []deployable {
 	var ds []deployable
 	for _, d := range infra.MustLoad().Deployables {
 		run := grpcRunners[d.Name]
-		if d.Kind == infra.KindFunction {
+		switch d.Kind {
+		case infra.KindFunction:
 			run = runFunctionDev(d.Name)
+		case infra.KindHTTP:
+			run = httpRunners[d.Name]
 		}
 		if run == nil {
 			panic("shopfn dev: no runner for deployable " + d.Name) // caught by the tests
@@ -271,6 +280,10 @@ func printEndpoints(out io.Writer, ds []deployable, o devOptions, b *broker) {
 	fmt.Fprintln(tw, "  NAME\tKIND\tENDPOINT\tTRY")
 	for _, d := range ds {
 		addr := o.endpoints[d.Name]
+		if d.Kind == infra.KindHTTP {
+			fmt.Fprintf(tw, "  %s\t%s\thttp://%s\t%s\n", d.Name, d.Kind, addr, gatewayTry(addr))
+			continue
+		}
 		if d.Kind == infra.KindFunction {
 			var topics []string
 			for _, s := range infra.MustLoad().PushTo(d.Name) {

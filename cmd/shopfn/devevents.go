@@ -17,7 +17,6 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/shopfn/shopfn/functions/imaging"
 	"github.com/shopfn/shopfn/functions/invoicing"
@@ -184,12 +183,12 @@ func runSchedules(ctx context.Context, o devOptions, log *slog.Logger) {
 	wg.Wait()
 }
 
-// callScheduled invokes a schedule's method with an empty request (every
-// scheduled method takes one), the way an HTTP scheduler job posts "{}".
+// callScheduled invokes a schedule's method with an empty request, as
+// `shopfn call` does in the cloud.
 func callScheduled(ctx context.Context, cc *grpc.ClientConn, s infra.Schedule, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, s.Every.Duration)
 	defer cancel()
-	if err := cc.Invoke(ctx, s.Method, &emptypb.Empty{}, &emptypb.Empty{}); err != nil && ctx.Err() == nil {
+	if _, err := invokeEmpty(ctx, cc, s.Method); err != nil && ctx.Err() == nil {
 		log.Warn("scheduled call failed", "schedule", s.Name, "error", explain(err))
 		return
 	}

@@ -26,7 +26,7 @@ flags or SHOPFN_<SERVICE>_ADDR environment variables.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCmd(), newUserCmd(), newCatalogCmd(), newInventoryCmd(), newPaymentCmd(), newOrderCmd(), newSupportCmd(), newKeysCmd(), newDemoCmd(), newLoadCmd())
+	root.AddCommand(newDevCmd(), newUserCmd(), newCatalogCmd(), newInventoryCmd(), newPaymentCmd(), newOrderCmd(), newSupportCmd(), newKeysCmd(), newDemoCmd(), newCallCmd(), newLoadCmd())
 	return root
 }
 

@@ -48,7 +48,7 @@ func startDevIn(t *testing.T, dataDir string) map[string]string {
 		}
 	})
 	row := regexp.MustCompile(`(?m)^\s+(\w+)\s+grpc\s+(\S+)\s+grpcurl -plaintext (\S+) list$`)
-	fnRow := regexp.MustCompile(`(?m)^\s+(\w+)\s+function\s+(http://\S+)\s+pushed`)
+	fnRow := regexp.MustCompile(`(?m)^\s+(\w+)\s+(?:function|http)\s+(http://\S+)\s+(?:pushed|curl)`)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := row.FindAllStringSubmatch(out.String(), -1); len(m) == len(grpcRunners) {
