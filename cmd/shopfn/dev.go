@@ -244,16 +244,22 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, host string, o
 		mu.Unlock()
 		stop() // one failing part stops the others
 	}
-	b, err := startBroker(ctx, log.With("service", "pubsub"), &o)
+	// The broker outlives the deployables, so that their relays can flush
+	// when they stop.
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBroker()
+	b, err := startBroker(brokerCtx, log.With("service", "pubsub"), &o)
 	if err != nil {
 		closeAll()
 		return err
 	}
-	wg.Go(func() {
-		if err := b.run(ctx); err != nil {
+	brokerDone := make(chan struct{})
+	go func() {
+		defer close(brokerDone)
+		if err := b.run(brokerCtx); err != nil {
 			fail(fmt.Errorf("pubsub: %w", err))
 		}
-	})
+	}()
 	for i, d := range ds {
 		wg.Go(func() {
 			opts := o
@@ -267,6 +273,8 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, host string, o
 	printEndpoints(out, ds, o, b)
 	<-ctx.Done()
 	wg.Wait()
+	stopBroker()
+	<-brokerDone
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}

@@ -163,9 +163,16 @@ func runFunctionDev(name string) func(ctx context.Context, o devOptions, log *sl
 // runSchedules calls the stack's scheduled internal methods on their
 // deployables, as Cloud Scheduler does in the cloud, until ctx ends.
 func runSchedules(ctx context.Context, o devOptions, log *slog.Logger) {
+	// The services create the development key as they start.
 	creds, err := serviceCredentials(o.dataDir)
+	for deadline := time.Now().Add(30 * time.Second); err != nil && time.Now().Before(deadline) && ctx.Err() == nil; {
+		sleepCtx(ctx, 100*time.Millisecond)
+		creds, err = serviceCredentials(o.dataDir)
+	}
 	if err != nil {
-		log.Warn("no schedules", "error", err.Error())
+		if ctx.Err() == nil {
+			log.Warn("no schedules", "error", err.Error())
+		}
 		return
 	}
 	var wg sync.WaitGroup
@@ -193,6 +200,14 @@ func callScheduled(ctx context.Context, cc *grpc.ClientConn, s infra.Schedule, l
 		return
 	}
 	log.Debug("scheduled call done", "schedule", s.Name)
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
 
 // every runs f every interval until ctx ends.

@@ -255,11 +255,25 @@ func (r *Relay) publisher(eventType string) (*pubsub.Publisher, error) {
 	return p, nil
 }
 
+// stopGrace bounds how long stopping waits for publishes in flight: within
+// a container's shutdown grace, and an event not confirmed in time stays
+// unsent in the outbox for the next sweep, so nothing is lost.
+const stopGrace = 3 * time.Second
+
 func (r *Relay) stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, p := range r.pubs {
-		p.Stop()
+	done := make(chan struct{})
+	go func() {
+		for _, p := range r.pubs {
+			p.Stop()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(stopGrace):
+		r.log.Warn("outbox relay: stopped without confirmation of every publish; the next sweep resends them")
 	}
 }
 
