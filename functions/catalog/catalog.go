@@ -18,12 +18,14 @@ import (
 
 	"github.com/shopfn/shopfn/functions/catalog/internal/catalogapi"
 	"github.com/shopfn/shopfn/functions/catalog/internal/catalogdb"
+	"github.com/shopfn/shopfn/functions/catalog/internal/catalogfs"
 	"github.com/shopfn/shopfn/functions/catalog/internal/product"
 	catalogv1 "github.com/shopfn/shopfn/proto/shopfn/catalog/v1"
 	opsv1 "github.com/shopfn/shopfn/proto/shopfn/ops/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/events/relay"
+	"github.com/shopfn/shopfn/shared/outbox"
 	"github.com/shopfn/shopfn/shared/serve"
 	"github.com/shopfn/shopfn/shared/store"
 )
@@ -37,7 +39,10 @@ type Config struct {
 	serve.Platform
 	relay.Outbox
 
-	// Database is the SQLite file; empty means catalog.db in DataDir.
+	// Database is the SQLite file; empty means catalog.db in DataDir. With
+	// SHOPFN_STORE=firestore, the products are in the Firestore database
+	// FirestoreDatabaseName("catalog") instead, and the caches are off
+	// (other instances write too).
 	Database string `envconfig:"SHOPFN_CATALOG_DB"`
 	// CacheSize is how many products read by id are kept in memory (0:
 	// none). A product is about a kilobyte.
@@ -78,12 +83,31 @@ func Main(ctx context.Context) error {
 	})
 }
 
-// Run serves the catalog service on lis until ctx ends.
+// productStore is what Run needs of a store: catalogdb.Store (SQLite,
+// the default) or catalogfs.Store (SHOPFN_STORE=firestore).
+type productStore interface {
+	product.Store
+	serve.Dependency
+	// Outbox returns the outbox the store's events go to, for the relay.
+	Outbox(ctx context.Context) (outbox.Store, error)
+	Close() error
+}
+
+// Run serves the catalog service on lis until ctx ends. Products are kept
+// in SQLite, or in Firestore when cfg.Store says so.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.DataFile(cfg.Database, "catalog.db")
+	useFirestore, err := cfg.UsesFirestore()
+	if err != nil {
+		return err
+	}
 	// The database and the bucket open while the rest starts; calls wait
 	// for them.
-	db := catalogdb.Open(ctx, path, cfg.CacheSize, cfg.PageCacheSize)
+	var db productStore
+	if useFirestore {
+		db = catalogfs.Open(ctx, cfg.ProjectID, cfg.FirestoreDatabaseName(Name))
+	} else {
+		db = catalogdb.Open(ctx, cfg.DataFile(cfg.Database, "catalog.db"), cfg.CacheSize, cfg.PageCacheSize)
+	}
 	defer db.Close()
 	bucketURL, err := cfg.Bucket(cfg.BucketURL, "catalog-images")
 	if err != nil {

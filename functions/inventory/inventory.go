@@ -20,12 +20,14 @@ import (
 
 	"github.com/shopfn/shopfn/functions/inventory/internal/inventoryapi"
 	"github.com/shopfn/shopfn/functions/inventory/internal/inventorydb"
+	"github.com/shopfn/shopfn/functions/inventory/internal/inventoryfs"
 	"github.com/shopfn/shopfn/functions/inventory/internal/stock"
 	inventoryv1 "github.com/shopfn/shopfn/proto/shopfn/inventory/v1"
 	opsv1 "github.com/shopfn/shopfn/proto/shopfn/ops/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/events/relay"
+	"github.com/shopfn/shopfn/shared/outbox"
 	"github.com/shopfn/shopfn/shared/serve"
 )
 
@@ -39,6 +41,8 @@ type Config struct {
 	relay.Outbox
 
 	// Database is the SQLite file; empty means inventory.db in DataDir.
+	// With SHOPFN_STORE=firestore the data is in the Firestore database
+	// FirestoreDatabaseName(Name) instead.
 	Database string `envconfig:"SHOPFN_INVENTORY_DB"`
 	// ReservationTTL is how long a reservation holds its units before it
 	// expires. 15 minutes covers a checkout's payment step with room for
@@ -51,6 +55,8 @@ type Config struct {
 	LowStockThreshold int64 `envconfig:"SHOPFN_LOW_STOCK_THRESHOLD" default:"5"`
 	// CacheSize is how many SKUs read by GetStock are kept in memory (0:
 	// none). An entry is about a hundred bytes; a write to a SKU drops it.
+	// SQLite only: on Firestore several instances write, so nothing is
+	// cached.
 	CacheSize int `envconfig:"SHOPFN_INVENTORY_CACHE_SIZE" default:"10000"`
 }
 
@@ -84,9 +90,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	if cfg.ReservationTTL <= 0 {
 		return fmt.Errorf("%s: SHOPFN_RESERVATION_TTL must be positive, not %v", Name, cfg.ReservationTTL)
 	}
-	path := cfg.DataFile(cfg.Database, "inventory.db")
 	// The database opens while the rest starts; calls wait for it.
-	db := inventorydb.Open(ctx, path, cfg.CacheSize)
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	defer db.Close()
 
 	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
@@ -100,4 +108,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	defer events.Close()
 	opsv1.RegisterOutboxServiceServer(d.Server, events)
 	return d.Server.Serve(ctx, lis, db)
+}
+
+// store is what Run needs of either store: the domain's Store, opening in
+// the background (serve.Dependency), the outbox for the relay, Close.
+type store interface {
+	stock.Store
+	serve.Dependency
+	Outbox(ctx context.Context) (outbox.Store, error)
+	Close() error
+}
+
+var (
+	_ store = (*inventorydb.Store)(nil)
+	_ store = (*inventoryfs.Store)(nil)
+)
+
+// openStore starts opening the store cfg selects: the SQLite file, or with
+// SHOPFN_STORE=firestore the service's Firestore database.
+func openStore(ctx context.Context, cfg Config) (store, error) {
+	fs, err := cfg.UsesFirestore()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	if fs {
+		return inventoryfs.Open(ctx, cfg.ProjectID, cfg.FirestoreDatabaseName(Name)), nil
+	}
+	return inventorydb.Open(ctx, cfg.DataFile(cfg.Database, "inventory.db"), cfg.CacheSize), nil
 }

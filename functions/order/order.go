@@ -7,6 +7,7 @@ package order
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -14,12 +15,14 @@ import (
 	"github.com/shopfn/shopfn/functions/order/internal/clients"
 	"github.com/shopfn/shopfn/functions/order/internal/orderapi"
 	"github.com/shopfn/shopfn/functions/order/internal/orderdb"
+	"github.com/shopfn/shopfn/functions/order/internal/orderfs"
 	"github.com/shopfn/shopfn/functions/order/internal/orders"
 	opsv1 "github.com/shopfn/shopfn/proto/shopfn/ops/v1"
 	orderv1 "github.com/shopfn/shopfn/proto/shopfn/order/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/events/relay"
+	"github.com/shopfn/shopfn/shared/outbox"
 	"github.com/shopfn/shopfn/shared/serve"
 )
 
@@ -31,7 +34,9 @@ type Config struct {
 	serve.Platform
 	relay.Outbox
 
-	// Database is the SQLite file; empty means order.db in DataDir.
+	// Database is the SQLite file; empty means order.db in DataDir. With
+	// SHOPFN_STORE=firestore the orders are in the Firestore database
+	// FirestoreDatabaseName(Name) instead.
 	Database string `envconfig:"SHOPFN_ORDER_DB"`
 	// The services the saga calls: host:port (plaintext) or https://host.
 	CatalogAddr   string `envconfig:"SHOPFN_CATALOG_ADDR" default:"localhost:9002"`
@@ -81,8 +86,11 @@ func Main(ctx context.Context) error {
 
 // Run serves the order service on lis until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.DataFile(cfg.Database, "order.db")
-	db := orderdb.Open(ctx, path)
+	// The database opens while the rest starts; calls wait for it.
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	defer db.Close()
 
 	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
@@ -119,6 +127,33 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	opsv1.RegisterOutboxServiceServer(d.Server, events)
 	go resumeLoop(ctx, svc, log, cfg.ResumeIdle, cfg.ResumeEvery)
 	return d.Server.Serve(ctx, lis, db)
+}
+
+// store is what Run needs of either store: the domain's Store, opening in
+// the background (serve.Dependency), the outbox for the relay, Close.
+type store interface {
+	orders.Store
+	serve.Dependency
+	Outbox(ctx context.Context) (outbox.Store, error)
+	Close() error
+}
+
+var (
+	_ store = (*orderdb.Store)(nil)
+	_ store = (*orderfs.Store)(nil)
+)
+
+// openStore starts opening the store cfg selects: the SQLite file, or with
+// SHOPFN_STORE=firestore the service's Firestore database.
+func openStore(ctx context.Context, cfg Config) (store, error) {
+	fs, err := cfg.UsesFirestore()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	if fs {
+		return orderfs.Open(ctx, cfg.ProjectID, cfg.FirestoreDatabaseName(Name)), nil
+	}
+	return orderdb.Open(ctx, cfg.DataFile(cfg.Database, "order.db")), nil
 }
 
 // resumeBatch is how many sagas one Resume pass continues.

@@ -2,10 +2,13 @@
 // between customers and agents, one per order ("order:<id>") or ticket
 // ("ticket:<id>").
 //
-// Messages are stored in SQLite (each one in its room's sequence, before
-// anyone receives it) and fanned out in process by supportdb.Hub: one
-// instance owns its SQLite file, so it serves every participant of its
-// rooms. The fan-out sits behind chat.Hub, whose subscribers resume from a
+// Messages are stored in SQLite, or in Firestore with SHOPFN_STORE=firestore
+// (each one in its room's sequence, before anyone receives it), and fanned
+// out in process by supportdb.Hub: one instance owns its SQLite file, so it
+// serves every participant of its rooms. With Firestore the store is shared
+// by every instance, but the fan-out still reaches only the participants
+// connected to the instance that stored the message (until a Firestore-
+// listener Hub exists), so run one instance. The fan-out sits behind chat.Hub, whose subscribers resume from a
 // seq, so a cloud adapter (Firestore listeners, or Pub/Sub) can spread the
 // participants of a room over many instances without changing the domain.
 //
@@ -23,6 +26,7 @@ import (
 	"github.com/shopfn/shopfn/functions/support/internal/clients"
 	"github.com/shopfn/shopfn/functions/support/internal/supportapi"
 	"github.com/shopfn/shopfn/functions/support/internal/supportdb"
+	"github.com/shopfn/shopfn/functions/support/internal/supportfs"
 	supportv1 "github.com/shopfn/shopfn/proto/shopfn/support/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
@@ -38,7 +42,9 @@ type Config struct {
 	serve.Platform
 	chat.Limits
 
-	// Database is the SQLite file; empty means support.db in DataDir.
+	// Database is the SQLite file; empty means support.db in DataDir. With
+	// SHOPFN_STORE=firestore, rooms and messages are in the Firestore
+	// database FirestoreDatabaseName("support") instead.
 	Database string `envconfig:"SHOPFN_SUPPORT_DB"`
 	// OrderAddr is the order service, asked whether a customer may join an
 	// order's room: host:port (plaintext) or https://host.
@@ -73,11 +79,29 @@ func Main(ctx context.Context) error {
 	})
 }
 
-// Run serves the support service on lis until ctx ends.
+// chatStore is what Run needs of a store: supportdb.Store (SQLite, the
+// default) or supportfs.Store (SHOPFN_STORE=firestore).
+type chatStore interface {
+	chat.Store
+	serve.Dependency
+	Close() error
+}
+
+// Run serves the support service on lis until ctx ends. Messages are kept
+// in SQLite, or in Firestore when cfg.Store says so; either way they are
+// fanned out in process (supportdb.Hub).
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.DataFile(cfg.Database, "support.db")
+	useFirestore, err := cfg.UsesFirestore()
+	if err != nil {
+		return err
+	}
 	// The database opens while the rest starts; calls wait for it.
-	db := supportdb.Open(ctx, path)
+	var db chatStore
+	if useFirestore {
+		db = supportfs.Open(ctx, cfg.ProjectID, cfg.FirestoreDatabaseName(Name))
+	} else {
+		db = supportdb.Open(ctx, cfg.DataFile(cfg.Database, "support.db"))
+	}
 	defer db.Close()
 
 	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())

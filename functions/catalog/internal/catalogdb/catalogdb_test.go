@@ -3,18 +3,16 @@ package catalogdb_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/shopfn/shopfn/functions/catalog/internal/catalogdb"
 	"github.com/shopfn/shopfn/functions/catalog/internal/product"
-	"github.com/shopfn/shopfn/shared/outbox"
+	"github.com/shopfn/shopfn/functions/catalog/internal/product/storetest"
 )
 
 func open(t testing.TB, cacheSize, cachePages int) (*catalogdb.Store, string) {
@@ -29,35 +27,18 @@ func open(t testing.TB, cacheSize, cachePages int) (*catalogdb.Store, string) {
 	return s, path
 }
 
-func newProduct(id, sku, name string) product.Product {
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	return product.Product{
-		ID:       id,
-		Draft:    product.Draft{SKU: sku, Name: name, Category: "kitchen", Price: product.Money{Currency: "EUR", Minor: 100}, Active: true},
-		Revision: 1, Created: now, Updated: now,
-	}
-}
+var (
+	newProduct = storetest.New
+	rename     = storetest.Rename
+)
 
-func rename(name string) product.Edit {
-	return func(p *product.Product) (bool, []outbox.Event, error) {
-		p.Name = name
-		p.Revision++
-		return true, nil, nil
-	}
-}
-
-func TestCreateRejectsDuplicateSKU(t *testing.T) {
-	s, _ := open(t, 10, 10)
-	ctx := context.Background()
-	if err := s.Create(ctx, newProduct("prd_1", "SKU-1", "One")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Create(ctx, newProduct("prd_2", "SKU-1", "Two")); !errors.Is(err, product.ErrSKUTaken) {
-		t.Fatalf("Create(duplicate sku) = %v, want ErrSKUTaken", err)
-	}
-	if _, err := s.ByID(ctx, "prd_2"); !errors.Is(err, product.ErrNotFound) {
-		t.Errorf("ByID(refused product) = %v, want ErrNotFound", err)
-	}
+// TestStore runs the product.Store conformance suite on SQLite, with the
+// read caches on.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		s, _ := open(t, 10, 10)
+		return s
+	})
 }
 
 // TestCachesStayCoherent races readers (by id and by page) against writers
@@ -117,79 +98,12 @@ func TestCachesStayCoherent(t *testing.T) {
 	}
 }
 
-// TestImportFailsItemsAlone makes one item of a batch fail in the database
-// (a merge that writes an id already taken): the batch is redone item by
-// item, and only that item fails.
-func TestImportFailsItemsAlone(t *testing.T) {
-	s, _ := open(t, 10, 10)
-	ctx := context.Background()
-	if err := s.Create(ctx, newProduct("prd_taken", "OLD", "Old")); err != nil {
-		t.Fatal(err)
-	}
-	drafts := []product.Draft{{SKU: "A", Name: "A"}, {SKU: "BAD", Name: "Bad"}, {SKU: "C", Name: "C"}}
-	merge := func(existing *product.Product, d product.Draft) (product.Product, product.Outcome) {
-		p := newProduct("prd_"+d.SKU, d.SKU, d.Name)
-		if d.SKU == "BAD" {
-			p.ID = "prd_taken"
-		}
-		return p, product.Created
-	}
-	got, err := s.Import(ctx, drafts, merge)
-	if err != nil {
-		t.Fatalf("Import = %v", err)
-	}
-	want := []product.Outcome{product.Created, product.Failed, product.Created}
-	for i, r := range got {
-		if r.Outcome != want[i] || (r.Err != nil) != (want[i] == product.Failed) {
-			t.Errorf("Import item %d = %+v, want outcome %v", i, r, want[i])
-		}
-	}
-	for _, id := range []string{"prd_A", "prd_C"} {
-		if _, err := s.ByID(ctx, id); err != nil {
-			t.Errorf("ByID(%s) after import = %v", id, err)
-		}
-	}
-}
-
-// TestFullTextIndexFollowsWrites changes texts every way the store can
-// (create, update, an import batch that creates and changes the same SKU
-// twice) and checks that FTS5 finds its index consistent with the rows and
-// that searches see the current words only.
-func TestFullTextIndexFollowsWrites(t *testing.T) {
+// TestFullTextIndexIntegrity changes texts every way the store can (see
+// storetest.SearchWrites) and checks that FTS5 finds its index consistent
+// with the rows; the suite checks what searches find.
+func TestFullTextIndexIntegrity(t *testing.T) {
 	s, path := open(t, 0, 0)
-	ctx := context.Background()
-	if err := s.Create(ctx, newProduct("prd_1", "SKU-1", "red mug")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Update(ctx, "prd_1", rename("green mug")); err != nil {
-		t.Fatal(err)
-	}
-	seq := 0
-	merge := func(existing *product.Product, d product.Draft) (product.Product, product.Outcome) {
-		if existing == nil {
-			seq++
-			return newProduct(fmt.Sprintf("prd_new%d", seq), d.SKU, d.Name), product.Created
-		}
-		p := *existing
-		if p.Draft == d {
-			return p, product.Unchanged
-		}
-		p.Draft, p.Revision = d, p.Revision+1
-		return p, product.Updated
-	}
-	draft := func(sku, name string, minor int64) product.Draft {
-		return product.Draft{SKU: sku, Name: name, Category: "kitchen", Price: product.Money{Currency: "EUR", Minor: minor}, Active: true}
-	}
-	_, err := s.Import(ctx, []product.Draft{
-		draft("SKU-1", "green mug", 200),   // price only: index untouched
-		draft("SKU-1", "blue mug", 200),    // text changed
-		draft("SKU-1", "yellow mug", 200),  // changed again in the same batch
-		draft("SKU-2", "purple bowl", 100), // created
-		draft("SKU-2", "orange bowl", 100), // created, then changed
-	}, merge)
-	if err != nil {
-		t.Fatal(err)
-	}
+	storetest.SearchWrites(t, s)
 	raw, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
@@ -197,15 +111,6 @@ func TestFullTextIndexFollowsWrites(t *testing.T) {
 	defer raw.Close()
 	if _, err := raw.Exec(`INSERT INTO products_fts (products_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
 		t.Errorf("full-text integrity check = %v", err)
-	}
-	for _, tt := range []struct {
-		word string
-		want int
-	}{{"red", 0}, {"green", 0}, {"blue", 0}, {"yellow", 1}, {"purple", 0}, {"orange", 1}, {"mug", 1}, {"bowl", 1}} {
-		ps, err := s.List(ctx, product.Query{Filter: product.Filter{Words: []string{tt.word}}, Limit: 10})
-		if err != nil || len(ps) != tt.want {
-			t.Errorf("List(%q) = %d products, %v; want %d", tt.word, len(ps), err, tt.want)
-		}
 	}
 }
 

@@ -95,6 +95,11 @@ var (
 	// ErrImportTooLong uses MESSAGE_TOO_LARGE, the closest reason to "the
 	// stream is too long".
 	ErrImportTooLong = apperr.New(apperr.Exhausted, errorsv1.ErrorReason_MESSAGE_TOO_LARGE, "import streams are limited to 10,000 items: the first 10,000 were processed, the rest refused")
+	// ErrQueryTooBroad is what a store that filters part of a listing in
+	// memory (catalogfs) returns when it read its bound of products without
+	// filling the page: failing says so, where a short page would silently
+	// end the listing.
+	ErrQueryTooBroad = apperr.Invalidf("query", "too few of the products read match: add words, a category or a currency")
 )
 
 // An Edit changes a product inside the store's transaction. It reports

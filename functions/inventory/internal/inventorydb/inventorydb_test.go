@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopfn/shopfn/functions/inventory/internal/inventorydb"
 	"github.com/shopfn/shopfn/functions/inventory/internal/stock"
+	"github.com/shopfn/shopfn/functions/inventory/internal/stock/storetest"
 )
 
 func open(t *testing.T, cacheSize int) *inventorydb.Store {
@@ -22,6 +23,16 @@ func open(t *testing.T, cacheSize int) *inventorydb.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestStore runs the stock.Store conformance suite on SQLite, with and
+// without the read cache.
+func TestStore(t *testing.T) {
+	for _, size := range []int{0, 100} {
+		t.Run(fmt.Sprintf("cache=%d", size), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, size) })
+		})
+	}
 }
 
 func put(ctx context.Context, s *inventorydb.Store, onHand int64) error {
@@ -91,32 +102,5 @@ func TestCacheStaysCoherent(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestStoreRefusesOverselling checks the schema's last line of defence: a
-// stock row with more reserved than on hand is refused whatever the caller.
-func TestStoreRefusesOverselling(t *testing.T) {
-	s := open(t, 0)
-	tests := []struct {
-		name             string
-		onHand, reserved int64
-	}{
-		{"reserved above on hand", 3, 4},
-		{"negative on hand", -1, 0},
-		{"negative reserved", 3, -1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := s.InTx(context.Background(), func(tx stock.Tx) error {
-				return tx.PutStock(stock.Stock{SKU: "SKU-1", OnHand: tt.onHand, Reserved: tt.reserved, Updated: time.Now()})
-			})
-			if err == nil {
-				t.Errorf("PutStock(on_hand %d, reserved %d) = nil, want a constraint error", tt.onHand, tt.reserved)
-			}
-		})
-	}
-	if _, err := s.Stock(context.Background(), "SKU-1"); !errors.Is(err, stock.ErrSKUNotFound) {
-		t.Errorf("Stock after refused writes = %v, want ErrSKUNotFound", err)
 	}
 }

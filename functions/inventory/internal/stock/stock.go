@@ -112,7 +112,9 @@ type Store interface {
 	Stock(ctx context.Context, sku string) (Stock, error)
 	// InTx runs fn in one transaction that excludes every other writer,
 	// committing if fn returns nil. The Tx must not be used after fn
-	// returns.
+	// returns. fn may run more than once (a Firestore transaction that
+	// loses a conflict runs again): it must have no effect outside the Tx
+	// beyond setting its results, which it sets afresh on every run.
 	InTx(ctx context.Context, fn func(Tx) error) error
 }
 
@@ -199,7 +201,8 @@ func (s *Service) SetStock(ctx context.Context, sku string, onHand int64) (Stock
 	var out Stock
 	var fail error
 	err := s.store.InTx(ctx, func(tx Tx) error {
-		now := s.clock() // with the write lock held
+		out, fail = Stock{}, nil // fn may run more than once
+		now := s.clock()         // with the write lock held
 		before, err := tx.Stock(sku)
 		exists := err == nil
 		if err != nil && !errors.Is(err, ErrSKUNotFound) {
@@ -244,7 +247,8 @@ func (s *Service) Reserve(ctx context.Context, orderID string, lines []Line) (Re
 	var out Reservation
 	var fail error
 	err := s.store.InTx(ctx, func(tx Tx) error {
-		now := s.clock() // with the write lock held
+		out, fail = Reservation{}, nil // fn may run more than once
+		now := s.clock()               // with the write lock held
 		prev, err := tx.Reservation(orderID)
 		switch {
 		case err == nil:
@@ -335,7 +339,8 @@ func (s *Service) Commit(ctx context.Context, orderID string) (Reservation, erro
 	var out Reservation
 	var fail error
 	err := s.store.InTx(ctx, func(tx Tx) error {
-		now := s.clock() // with the write lock held
+		out, fail = Reservation{}, nil // fn may run more than once
+		now := s.clock()               // with the write lock held
 		r, err := tx.Reservation(orderID)
 		if err != nil {
 			return err
@@ -386,7 +391,8 @@ func (s *Service) Commit(ctx context.Context, orderID string) (Reservation, erro
 // unchanged. An order with no reservation is not an error: found is false.
 func (s *Service) Release(ctx context.Context, orderID string) (r Reservation, found bool, err error) {
 	err = s.store.InTx(ctx, func(tx Tx) error {
-		now := s.clock() // with the write lock held
+		r, found = Reservation{}, false // fn may run more than once
+		now := s.clock()                // with the write lock held
 		var err error
 		r, err = tx.Reservation(orderID)
 		if errors.Is(err, ErrReservationNotFound) {
@@ -428,6 +434,7 @@ func (s *Service) ReleaseExpired(ctx context.Context, limit int) (int, error) {
 		want := min(sweepBatch, limit-done)
 		n := 0
 		err := s.store.InTx(ctx, func(tx Tx) error {
+			n = 0            // fn may run more than once
 			now := s.clock() // with the write lock held
 			ids, err := tx.Expired(now, "", want)
 			if err != nil {

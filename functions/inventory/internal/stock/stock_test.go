@@ -79,62 +79,6 @@ func TestExpiryIsStrictlyAfterExpireTime(t *testing.T) {
 	}
 }
 
-// TestEndedContextDoesNothing calls the service with a context that has
-// already ended: the store must not begin the transaction.
-func TestEndedContextDoesNothing(t *testing.T) {
-	s := open(t)
-	svc, _ := newService(t, s)
-	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-	defer cancel()
-	if _, err := svc.Reserve(expired, "ord_1", []stock.Line{{SKU: "SKU-1", Quantity: 2}}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Reserve(expired ctx) = %v, want DeadlineExceeded", err)
-	}
-	if _, err := svc.SetStock(expired, "SKU-1", 3); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("SetStock(expired ctx) = %v, want DeadlineExceeded", err)
-	}
-	wantStock(t, s, 10, 0)
-	if _, err := svc.Commit(context.Background(), "ord_1"); !errors.Is(err, stock.ErrReservationNotFound) {
-		t.Errorf("Commit after the ended Reserve = %v, want ErrReservationNotFound", err)
-	}
-}
-
-// cancelling is a store whose transactions cancel their context right
-// after their first stock write, as a client deadline passing mid-call.
-type cancelling struct{ stock.Store }
-
-func (c cancelling) InTx(ctx context.Context, fn func(stock.Tx) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	return c.Store.InTx(ctx, func(tx stock.Tx) error { return fn(cancelTx{Tx: tx, cancel: cancel}) })
-}
-
-type cancelTx struct {
-	stock.Tx
-	cancel context.CancelFunc
-}
-
-func (t cancelTx) PutStock(s stock.Stock) error {
-	err := t.Tx.PutStock(s)
-	t.cancel()
-	return err
-}
-
-// TestDeadlineMidTransactionRollsBack ends the call's context after the
-// first write of a Reserve: the rest fails and the write is rolled back.
-func TestDeadlineMidTransactionRollsBack(t *testing.T) {
-	s := open(t)
-	plain, _ := newService(t, s)
-	svc := stock.NewService(cancelling{s}, stock.Settings{TTL: ttl, LowStockThreshold: 5})
-	_, err := svc.Reserve(context.Background(), "ord_1", []stock.Line{{SKU: "SKU-1", Quantity: 2}})
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("Reserve cancelled mid-transaction = %v, want context.Canceled", err)
-	}
-	wantStock(t, s, 10, 0)
-	if _, err := plain.Commit(context.Background(), "ord_1"); !errors.Is(err, stock.ErrReservationNotFound) {
-		t.Errorf("Commit after the rolled-back Reserve = %v, want ErrReservationNotFound", err)
-	}
-}
-
 func TestReleaseExpiredInBatches(t *testing.T) {
 	s := open(t)
 	svc, c := newService(t, s)

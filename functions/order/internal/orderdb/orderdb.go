@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -221,12 +222,14 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*orders.Order) er
 	if err != nil {
 		return orders.Order{}, err
 	}
-	var o orders.Order
+	var o, stored orders.Order
 	err = store.InTx(ctx, db.DB, func(tx *sql.Tx) error {
 		var err error
 		if o, err = scan(tx.StmtContext(ctx, db.byID).QueryRowContext(ctx, id)); err != nil {
 			return err
 		}
+		stored = o
+		stored.Lines = slices.Clone(o.Lines)
 		before := o.State
 		if err := fn(&o); err != nil {
 			return err
@@ -246,7 +249,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*orders.Order) er
 		return nil
 	})
 	if errors.Is(err, orders.ErrUnchanged) {
-		return o, nil
+		return stored, nil // as stored: fn may have touched o
 	}
 	return o, err
 }

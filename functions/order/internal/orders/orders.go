@@ -109,7 +109,10 @@ var (
 // Store keeps orders. Update runs fn on the stored order inside one
 // transaction and stores the result; when fn moves the order to Confirmed
 // or Cancelled, the store records the matching event (order.confirmed,
-// order.cancelled) in that same transaction.
+// order.cancelled) in that same transaction. fn may run more than once (a
+// Firestore transaction that loses a conflict runs again, on a fresh
+// read): it must have no effect beyond the order it is given and results
+// it sets afresh on every run.
 type Store interface {
 	// Create stores a new order. If the user already has an order with the
 	// same idempotency key, it returns that order and ErrDuplicateKey.

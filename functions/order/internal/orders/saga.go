@@ -242,6 +242,7 @@ func (s *Service) Cancel(ctx context.Context, caller auth.Principal, id string) 
 	now := s.now()
 	leased := false
 	o, err := s.store.Update(ctx, id, func(o *Order) error {
+		leased = false // fn may run more than once
 		if o.State == Cancelled || (o.CancelRequested && o.State != Confirmed) {
 			return ErrUnchanged
 		}

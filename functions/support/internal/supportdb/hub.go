@@ -24,7 +24,7 @@ const catchUpPage = 100
 // store when it sees a gap (two posts committed in one order and published
 // in the other), so it yields every seq once, in order.
 type Hub struct {
-	store  *Store
+	store  chat.Store
 	buffer int
 
 	mu    sync.Mutex
@@ -33,9 +33,10 @@ type Hub struct {
 
 var _ chat.Hub = (*Hub)(nil)
 
-// NewHub returns a hub reading missed messages from s, with buffer messages
-// of room per subscriber.
-func NewHub(s *Store, buffer int) *Hub {
+// NewHub returns a hub reading missed messages from s (this package's
+// Store or any other chat.Store), with buffer messages of room per
+// subscriber.
+func NewHub(s chat.Store, buffer int) *Hub {
 	return &Hub{store: s, buffer: max(1, buffer), rooms: make(map[string]map[*subscription]struct{})}
 }
 

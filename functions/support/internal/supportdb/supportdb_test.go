@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/shopfn/shopfn/functions/support/internal/chat"
+	"github.com/shopfn/shopfn/functions/support/internal/chat/storetest"
 	"github.com/shopfn/shopfn/functions/support/internal/supportdb"
-	"github.com/shopfn/shopfn/shared/store"
 )
 
 func open(t *testing.T) *supportdb.Store {
@@ -25,9 +25,7 @@ func open(t *testing.T) *supportdb.Store {
 	return s
 }
 
-func msg(room, author, text, clientID string) chat.Message {
-	return chat.Message{ID: store.NewID("msg"), Room: room, AuthorID: author, AuthorName: author, Text: text, ClientMessageID: clientID, Created: time.Now().UTC()}
-}
+var msg = storetest.Msg
 
 // testCtx bounds a test's waits, so a bug fails the test instead of
 // hanging it. It is not a timing assertion.
@@ -37,120 +35,9 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func TestAppendAssignsSeqsWithoutGaps(t *testing.T) {
-	s := open(t)
-	ctx := context.Background()
-	const writers, each = 8, 25
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				if _, _, err := s.Append(ctx, msg("order:o1", fmt.Sprint("usr_", w), fmt.Sprint(i), "")); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	got, err := s.After(ctx, "order:o1", 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != writers*each {
-		t.Fatalf("After(0) = %d messages, want %d", len(got), writers*each)
-	}
-	for i, m := range got {
-		if m.Seq != int64(i+1) {
-			t.Fatalf("message %d has seq %d, want %d", i, m.Seq, i+1)
-		}
-	}
-	if last, err := s.LastSeq(ctx, "order:o1"); err != nil || last != writers*each {
-		t.Errorf("LastSeq = %d, %v; want %d", last, err, writers*each)
-	}
-	if last, err := s.LastSeq(ctx, "order:none"); err != nil || last != 0 {
-		t.Errorf("LastSeq(no room) = %d, %v; want 0", last, err)
-	}
-}
-
-func TestAppendIsIdempotentPerAuthorAndClientID(t *testing.T) {
-	s := open(t)
-	ctx := context.Background()
-	const racers = 8
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		fresh int
-		ids   = map[string]bool{}
-	)
-	for range racers {
-		wg.Go(func() {
-			m, isNew, err := s.Append(ctx, msg("ticket:t", "usr_a", "hello", "c-1"))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			ids[m.ID] = true
-			if isNew {
-				fresh++
-			}
-		})
-	}
-	wg.Wait()
-	if fresh != 1 || len(ids) != 1 {
-		t.Errorf("%d racing appends of one client id stored %d and returned %d ids, want 1 and 1", racers, fresh, len(ids))
-	}
-	tests := []struct {
-		name  string
-		m     chat.Message
-		fresh bool
-	}{
-		{"same author, same id, other room", msg("ticket:u", "usr_a", "hello", "c-1"), true},
-		{"other author, same id", msg("ticket:t", "usr_b", "hello", "c-1"), true},
-		{"no id", msg("ticket:t", "usr_a", "hello", ""), true},
-		{"no id again", msg("ticket:t", "usr_a", "hello", ""), true},
-		{"same author, same id", msg("ticket:t", "usr_a", "changed text", "c-1"), false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m, isNew, err := s.Append(ctx, tt.m)
-			if err != nil || isNew != tt.fresh {
-				t.Fatalf("Append(%v) = %v, %v, %v; want fresh %v", tt.m, m, isNew, err, tt.fresh)
-			}
-			if !tt.fresh && m.Text != "hello" {
-				t.Errorf("Append(resend) returned %q, want the first post", m.Text)
-			}
-		})
-	}
-	if last, _ := s.LastSeq(ctx, "ticket:t"); last != 4 {
-		t.Errorf("LastSeq(ticket:t) = %d, want 4", last)
-	}
-}
-
-func TestClaim(t *testing.T) {
-	s := open(t)
-	ctx := context.Background()
-	if _, _, err := s.Append(ctx, msg("ticket:t", "usr_agent", "hello", "")); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		room, user, want string
-	}{
-		{"ticket:t", "usr_a", "usr_a"}, // a room with messages and no owner
-		{"ticket:t", "usr_b", "usr_a"},
-		{"ticket:new", "usr_b", "usr_b"},
-		{"ticket:new", "usr_a", "usr_b"},
-	}
-	for _, tt := range tests {
-		if got, err := s.Claim(ctx, tt.room, tt.user); err != nil || got != tt.want {
-			t.Errorf("Claim(%s, %s) = %q, %v; want %q", tt.room, tt.user, got, err, tt.want)
-		}
-	}
-	if o, err := s.Owner(ctx, "ticket:none"); err != nil || o != "" {
-		t.Errorf("Owner(no room) = %q, %v; want none", o, err)
-	}
+// TestStore runs the chat.Store conformance suite on SQLite.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) chat.Store { return open(t) })
 }
 
 // appendAndPublish stores and publishes n messages to room, as the service
