@@ -6,16 +6,16 @@
 //
 // Documents live in the collection "outbox" of the service's database, one
 // per event, named by the event id (a second Append of the same id fails,
-// as the SQLite outbox's unique id does). Unsent events carry pending=true;
-// published ones get pending=false and sent_time, which Prune uses. Both
-// queries use single-field indexes, which Firestore creates by itself.
+// as the SQLite outbox's unique id does). Unsent events carry pending=true
+// and pending_since, the commit's server time, by which Unsent reads them
+// in commit order; published ones lose pending_since and get
+// pending=false and sent_time, which Prune uses. Every query uses a
+// single-field index, which Firestore creates by itself.
 package fsoutbox
 
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +41,10 @@ type doc struct {
 	Traceparent string    `firestore:"traceparent"`
 	Pending     bool      `firestore:"pending"`
 	Created     time.Time `firestore:"created,serverTimestamp"`
-	SentTime    time.Time `firestore:"sent_time,omitempty"`
+	// PendingSince exists only while the event is unsent: ordering by it
+	// lists exactly the unsent events, oldest first.
+	PendingSince time.Time `firestore:"pending_since,serverTimestamp"`
+	SentTime     time.Time `firestore:"sent_time,omitempty"`
 }
 
 // Append records e in tx and returns its id; the trace context of ctx is
@@ -92,30 +95,21 @@ func (s *Store) coll() *firestore.CollectionRef { return s.c.Collection(Collecti
 
 // Unsent implements outbox.Store: pending events, oldest first.
 func (s *Store) Unsent(ctx context.Context, limit int) ([]outbox.Row, error) {
-	snaps, err := s.coll().Where("pending", "==", true).Limit(limit).Documents(ctx).GetAll()
+	snaps, err := s.coll().OrderBy("pending_since", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc).Limit(limit).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", err)
 	}
 	rows := make([]outbox.Row, 0, len(snaps))
-	created := make(map[string]time.Time, len(snaps))
 	for _, snap := range snaps {
 		var d doc
 		if err := snap.DataTo(&d); err != nil {
 			return nil, fmt.Errorf("outbox: read %s: %w", snap.Ref.ID, err)
 		}
-		created[snap.Ref.ID] = d.Created
 		rows = append(rows, outbox.Row{
 			ID: snap.Ref.ID, Type: d.Type, Source: d.Source, Subject: d.Subject, OrderingKey: d.OrderingKey,
 			Time: d.Time, Data: d.Data, Traceparent: d.Traceparent,
 		})
 	}
-	// Commit order, as far as the server's clock tells it; ties by id.
-	slices.SortFunc(rows, func(a, b outbox.Row) int {
-		if c := created[a.ID].Compare(created[b.ID]); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
 	return rows, nil
 }
 
@@ -128,7 +122,7 @@ func (s *Store) MarkSent(ctx context.Context, ids ...string) error {
 	now := time.Now().UTC()
 	jobs := make([]*firestore.BulkWriterJob, 0, len(ids))
 	for _, id := range ids {
-		j, err := bw.Update(s.coll().Doc(id), []firestore.Update{{Path: "pending", Value: false}, {Path: "sent_time", Value: now}})
+		j, err := bw.Update(s.coll().Doc(id), []firestore.Update{{Path: "pending", Value: false}, {Path: "pending_since", Value: firestore.Delete}, {Path: "sent_time", Value: now}})
 		if err != nil {
 			bw.End()
 			return fmt.Errorf("outbox: mark %s sent: %w", id, err)
