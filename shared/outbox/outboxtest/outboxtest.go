@@ -32,7 +32,9 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		var ids []string
 		for i, key := range []string{"ord_1", "ord_2", "ord_1"} {
 			id, err := h.Append(ctx, outbox.Event{
-				ID: "evt_" + string(rune('z'-i)), // ids against commit order: order must come from commits Type: outbox.TypeOrderConfirmed, Source: "//shopfn/order",
+				// Ids sort against commit order: the order must come from the commits.
+				ID:   "evt_" + string(rune('z'-i)),
+				Type: outbox.TypeOrderConfirmed, Source: "//shopfn/order",
 				Subject: key, OrderingKey: key, Data: &eventsv1.OrderConfirmed{OrderId: key},
 			})
 			if err != nil {
