@@ -16,6 +16,7 @@ import (
 	"github.com/shopfn/shopfn/functions/payment/internal/charge"
 	"github.com/shopfn/shopfn/functions/payment/internal/paymentapi"
 	"github.com/shopfn/shopfn/functions/payment/internal/paymentdb"
+	"github.com/shopfn/shopfn/functions/payment/internal/paymentfs"
 	paymentv1 "github.com/shopfn/shopfn/proto/shopfn/payment/v1"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
@@ -31,6 +32,7 @@ type Config struct {
 	serve.Platform
 
 	// Database is the SQLite file; empty means payment.db in DataDir.
+	// Unused with SHOPFN_STORE=firestore.
 	Database string `envconfig:"SHOPFN_PAYMENT_DB"`
 }
 
@@ -57,11 +59,14 @@ func Main(ctx context.Context) error {
 	})
 }
 
-// Run serves the payment service on lis until ctx ends.
+// Run serves the payment service on lis until ctx ends. Payments are kept
+// in SQLite, or in Firestore with SHOPFN_STORE=firestore.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.DataFile(cfg.Database, "payment.db")
 	// The database opens while the rest starts; calls wait for it.
-	db := paymentdb.Open(ctx, path)
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	defer db.Close()
 
 	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
@@ -69,9 +74,32 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 		return err
 	}
 	defer d.Close()
-	// The simulator keeps its attempt counts in the payment database; a
-	// real processor's adapter would take its place here.
+	// The simulator keeps its attempt counts in the payment database (on
+	// Firestore every instance shares them); a real processor's adapter
+	// would take its place here.
 	svc := charge.NewService(db, cardsim.New(db))
 	paymentv1.RegisterPaymentServiceServer(d.Server, paymentapi.New(svc))
 	return d.Server.Serve(ctx, lis, db)
+}
+
+// paymentStore is what Run needs of a store: the payments, the simulator's
+// attempt counts, the readiness Serve waits on, and Close.
+type paymentStore interface {
+	charge.Store
+	cardsim.Attempts
+	serve.Dependency
+	Close() error
+}
+
+// openStore starts opening the configured store: Firestore when
+// SHOPFN_STORE=firestore, else the SQLite file.
+func openStore(ctx context.Context, cfg Config) (paymentStore, error) {
+	fs, err := cfg.UsesFirestore()
+	if err != nil {
+		return nil, err
+	}
+	if fs {
+		return paymentfs.Open(ctx, cfg.ProjectID, cfg.FirestoreDatabaseName(Name)), nil
+	}
+	return paymentdb.Open(ctx, cfg.DataFile(cfg.Database, "payment.db")), nil
 }

@@ -42,6 +42,13 @@ type env struct {
 // (a fresh one when dir is "").
 func start(t testing.TB, dir string) *env {
 	t.Helper()
+	return startWith(t, dir, nil)
+}
+
+// startWith is start with the configuration changed by mutate (when not
+// nil).
+func startWith(t testing.TB, dir string, mutate func(*payment.Config)) *env {
+	t.Helper()
 	var cfg payment.Config
 	if err := config.Load(&cfg); err != nil {
 		t.Fatal(err)
@@ -49,6 +56,9 @@ func start(t testing.TB, dir string) *env {
 	cfg.DataDir = dir
 	if dir == "" {
 		cfg.DataDir = t.TempDir()
+	}
+	if mutate != nil {
+		mutate(&cfg)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shopfn/shopfn/functions/user/internal/account"
 	"github.com/shopfn/shopfn/functions/user/internal/accountdb"
+	"github.com/shopfn/shopfn/functions/user/internal/accountfs"
 	"github.com/shopfn/shopfn/functions/user/internal/userapi"
 	userv1 "github.com/shopfn/shopfn/proto/shopfn/user/v1"
 	"github.com/shopfn/shopfn/shared/auth"
@@ -29,10 +30,12 @@ type Config struct {
 	serve.Platform
 	account.LoginLimits
 
-	// Database is the SQLite file; empty means user.db in DataDir.
+	// Database is the SQLite file; empty means user.db in DataDir. Unused
+	// with SHOPFN_STORE=firestore.
 	Database string `envconfig:"SHOPFN_USER_DB"`
 	// CacheSize is how many accounts read by id are kept in memory (0: none).
-	// An account is a few hundred bytes.
+	// An account is a few hundred bytes. SQLite only: with Firestore
+	// several instances write, so nothing is cached.
 	CacheSize int `envconfig:"SHOPFN_USER_CACHE_SIZE" default:"10000"`
 	// AdminEmails are emails that become admins when they register. Keep it
 	// empty in public deployments until the admins have registered.
@@ -61,11 +64,14 @@ func Main(ctx context.Context) error {
 	})
 }
 
-// Run serves the user service on lis until ctx ends.
+// Run serves the user service on lis until ctx ends. Accounts are kept in
+// SQLite, or in Firestore with SHOPFN_STORE=firestore.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
-	path := cfg.DataFile(cfg.Database, "user.db")
 	// The database opens while the rest starts; calls wait for it.
-	db := accountdb.Open(ctx, path, cfg.CacheSize)
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	defer db.Close()
 
 	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
@@ -80,4 +86,25 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 	svc := account.NewService(db, signer, cfg.AdminEmails, cfg.LoginLimits)
 	userv1.RegisterUserServiceServer(d.Server, userapi.New(svc, cfg.TrustedProxyHops))
 	return d.Server.Serve(ctx, lis, db)
+}
+
+// accountStore is what Run needs of a store: the accounts, the readiness
+// Serve waits on, and Close.
+type accountStore interface {
+	account.Store
+	serve.Dependency
+	Close() error
+}
+
+// openStore starts opening the configured store: Firestore when
+// SHOPFN_STORE=firestore, else the SQLite file.
+func openStore(ctx context.Context, cfg Config) (accountStore, error) {
+	fs, err := cfg.UsesFirestore()
+	if err != nil {
+		return nil, err
+	}
+	if fs {
+		return accountfs.Open(ctx, cfg.ProjectID, cfg.FirestoreDatabaseName(Name)), nil
+	}
+	return accountdb.Open(ctx, cfg.DataFile(cfg.Database, "user.db"), cfg.CacheSize), nil
 }

@@ -94,8 +94,12 @@ type Store interface {
 	Get(ctx context.Context, orderID string) (Payment, error)
 	// Create stores a new payment; ErrExists if the order has one.
 	Create(ctx context.Context, p Payment) error
-	// Update changes the order's payment with fn inside one transaction;
-	// nothing is written when fn fails. ErrNotFound if there is none.
+	// Update changes the order's payment with fn inside one transaction
+	// and returns it as stored; nothing is written when fn fails, and fn's
+	// error is returned. ErrNotFound if there is none. Only the state, the
+	// captured and refunded amounts and the update time can change. fn may
+	// run more than once (a transaction that lost a race is retried), so it
+	// must have no side effects.
 	Update(ctx context.Context, orderID string, fn func(*Payment) error) (Payment, error)
 }
 

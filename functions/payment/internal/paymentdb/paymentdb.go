@@ -137,13 +137,17 @@ func (s *Store) Update(ctx context.Context, orderID string, fn func(*charge.Paym
 	s.writes.Lock()
 	defer s.writes.Unlock()
 	err = store.InTx(ctx, d.DB, func(tx *sql.Tx) error {
-		var err error
-		if p, err = scan(tx.StmtContext(ctx, d.get).QueryRowContext(ctx, orderID)); err != nil {
+		old, err := scan(tx.StmtContext(ctx, d.get).QueryRowContext(ctx, orderID))
+		if err != nil {
 			return err
 		}
-		if err := fn(&p); err != nil {
+		changed := old
+		if err := fn(&changed); err != nil {
 			return err
 		}
+		// What the UPDATE leaves alone stays as it was.
+		p = old
+		p.State, p.Captured, p.Refunded, p.Updated = changed.State, changed.Captured, changed.Refunded, changed.Updated
 		_, err = tx.StmtContext(ctx, d.update).ExecContext(ctx, string(p.State), p.Captured, p.Refunded, p.Updated.UnixMicro(), orderID)
 		if err != nil {
 			return fmt.Errorf("update payment: %w", err)

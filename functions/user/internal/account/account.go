@@ -46,7 +46,13 @@ type Store interface {
 	ByID(ctx context.Context, id string) (Account, error)
 	// ByEmail returns the account with the normalised email; ErrNotFound.
 	ByEmail(ctx context.Context, email string) (Account, error)
-	// Update changes an account with fn inside one transaction.
+	// Update changes an account with fn inside one transaction and returns
+	// it as stored; ErrNotFound if there is none. Nothing is written when fn
+	// fails, and fn's error is returned. The display name, role, password
+	// hash, default address and update time can change; the id, the email
+	// and the create time stay as they are. fn may run more than once (a
+	// transaction that lost a race is retried), so it must have no side
+	// effects.
 	Update(ctx context.Context, id string, fn func(*Account) error) (Account, error)
 }
 

@@ -148,9 +148,11 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*account.Account)
 		if a, err = scan(tx.StmtContext(ctx, d.byID).QueryRowContext(ctx, id)); err != nil {
 			return err
 		}
+		keptID, keptEmail, keptCreated := a.ID, a.Email, a.Created
 		if err := fn(&a); err != nil {
 			return err
 		}
+		a.ID, a.Email, a.Created = keptID, keptEmail, keptCreated // not changeable
 		addr, err := marshalAddress(a.DefaultAddress)
 		if err != nil {
 			return err

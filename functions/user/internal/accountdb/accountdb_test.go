@@ -2,7 +2,6 @@ package accountdb_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shopfn/shopfn/functions/user/internal/account"
+	"github.com/shopfn/shopfn/functions/user/internal/account/storetest"
 	"github.com/shopfn/shopfn/functions/user/internal/accountdb"
 	"github.com/shopfn/shopfn/shared/auth"
 )
@@ -76,18 +76,8 @@ func TestCacheStaysCoherent(t *testing.T) {
 	}
 }
 
-func TestCreateRejectsDuplicateEmail(t *testing.T) {
-	s := open(t, 10)
-	ctx := context.Background()
-	a := account.Account{ID: "usr_1", Email: "a@b.c", DisplayName: "A", Role: auth.RoleCustomer, PasswordHash: "x"}
-	if err := s.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	a.ID = "usr_2"
-	if err := s.Create(ctx, a); !errors.Is(err, account.ErrEmailTaken) {
-		t.Fatalf("Create(duplicate email) = %v, want ErrEmailTaken", err)
-	}
-	if _, err := s.ByID(ctx, "usr_2"); !errors.Is(err, account.ErrNotFound) {
-		t.Errorf("ByID(refused account) = %v, want ErrNotFound", err)
-	}
+// TestConformance runs the account.Store suite on SQLite, with the cache
+// on (it must not change what the store answers).
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) account.Store { return open(t, 10) })
 }
