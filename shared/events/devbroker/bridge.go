@@ -93,10 +93,10 @@ func (d *delivery) run(ctx context.Context) {
 			}
 			continue
 		}
+		req := &pubsubpb.PullRequest{Subscription: d.name(), MaxMessages: int32(free)}
 		//lint:ignore SA1019 pstest honours ReturnImmediately, and without it an empty pull blocks 500 ms
-		resp, err := d.b.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{
-			Subscription: d.name(), MaxMessages: int32(free), ReturnImmediately: true,
-		})
+		req.ReturnImmediately = true
+		resp, err := d.b.Client.SubscriptionAdminClient.Pull(ctx, req)
 		if err != nil {
 			if ctx.Err() == nil {
 				d.b.Log.Warn("push bridge: pull failed", "subscription", d.sub.Name, "error", err.Error())
