@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/shopfn/shopfn/infra"
 	"github.com/shopfn/shopfn/shared/dial"
 )
 
@@ -23,9 +24,10 @@ func newCallCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "call /package.Service/Method",
 		Short: "Call a method with an empty request and a service token (what the schedules run)",
-		Long: `call invokes one gRPC method with an empty request, as a service: the
-token is signed with SHOPFN_JWT_SIGNING_KEY, or the development key in
---data-dir. It is how the schedules of infra/stack.yaml run (Cloud Run jobs
+		Long: `call invokes one gRPC method with an empty request, as the service
+"scheduler" (internal methods answer only the callers infra/stack.yaml
+lists): the token is signed with SHOPFN_JWT_SIGNING_KEY, or the development
+key in --data-dir. It is how the schedules of infra/stack.yaml run (Cloud Run jobs
 started by Cloud Scheduler, CronJobs on Kubernetes, timers under shopfn
 dev), e.g.
 
@@ -37,7 +39,7 @@ It prints the response as JSON and fails when the call fails.`,
 			if addr == "" {
 				return fmt.Errorf("--addr is required")
 			}
-			creds, err := serviceCredentials(dataDir)
+			creds, err := serviceCredentials(dataDir, infra.Scheduler)
 			if err != nil {
 				return err
 			}

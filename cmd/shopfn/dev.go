@@ -24,6 +24,7 @@ import (
 	"github.com/shopfn/shopfn/functions/support"
 	"github.com/shopfn/shopfn/functions/user"
 	"github.com/shopfn/shopfn/infra"
+	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/telemetry"
 )
@@ -222,6 +223,17 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, host string, o
 			lis.Close() // the function's own process listens on the port
 			listeners[i] = nil
 		}
+	}
+	// The development key exists before anything starts, so that the
+	// functions, the schedules and the CLI find the one the services use.
+	var authCfg auth.Config
+	if err := config.Load(&authCfg); err != nil {
+		closeAll()
+		return err
+	}
+	if _, err := auth.LoadKeys(authCfg, o.dataDir); err != nil {
+		closeAll()
+		return err
 	}
 	o.endpoints = make(map[string]string, len(ds))
 	for _, d := range ds {

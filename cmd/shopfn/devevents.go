@@ -147,6 +147,9 @@ func runFunctionDev(name string) func(ctx context.Context, o devOptions, log *sl
 		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 		cmd.WaitDelay = childStopGrace
 		if err := cmd.Start(); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before it started
+			}
 			return err
 		}
 		err = cmd.Wait()
@@ -163,12 +166,7 @@ func runFunctionDev(name string) func(ctx context.Context, o devOptions, log *sl
 // runSchedules calls the stack's scheduled internal methods on their
 // deployables, as Cloud Scheduler does in the cloud, until ctx ends.
 func runSchedules(ctx context.Context, o devOptions, log *slog.Logger) {
-	// The services create the development key as they start.
-	creds, err := serviceCredentials(o.dataDir)
-	for deadline := time.Now().Add(30 * time.Second); err != nil && time.Now().Before(deadline) && ctx.Err() == nil; {
-		sleepCtx(ctx, 100*time.Millisecond)
-		creds, err = serviceCredentials(o.dataDir)
-	}
+	creds, err := serviceCredentials(o.dataDir, infra.Scheduler)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("no schedules", "error", err.Error())
@@ -200,14 +198,6 @@ func callScheduled(ctx context.Context, cc *grpc.ClientConn, s infra.Schedule, l
 		return
 	}
 	log.Debug("scheduled call done", "schedule", s.Name)
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }
 
 // every runs f every interval until ctx ends.

@@ -18,7 +18,11 @@ const cliTokenTTL = 5 * time.Minute
 // by hand, with the signing key of a local `shopfn dev` (its development key
 // in dataDir) or SHOPFN_JWT_SIGNING_KEY. Without access to that key there is
 // no way to call internal methods, as intended.
-func serviceCredentials(dataDir string) (*auth.ServiceCredentials, error) {
+//
+// as is the service identity the calls carry: internal methods answer only
+// the callers infra/stack.yaml lists (the key's holder can act as any of
+// them, so this names the role taken, it grants nothing).
+func serviceCredentials(dataDir, as string) (*auth.ServiceCredentials, error) {
 	var cfg auth.Config
 	if err := config.Load(&cfg); err != nil {
 		return nil, err
@@ -38,5 +42,5 @@ func serviceCredentials(dataDir string) (*auth.ServiceCredentials, error) {
 	if signer == nil {
 		return nil, fmt.Errorf("internal methods need the services' signing key (SHOPFN_JWT_SIGNING_KEY)")
 	}
-	return auth.NewServiceCredentials(signer, "shopfn-cli"), nil
+	return auth.NewServiceCredentials(signer, as), nil
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/shopfn/shopfn/functions/inventory"
+	"github.com/shopfn/shopfn/functions/order"
 	inventoryv1 "github.com/shopfn/shopfn/proto/shopfn/inventory/v1"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/dial"
@@ -59,7 +60,7 @@ order flow by hand.`,
 
 	// callInternal runs fn with service credentials.
 	callInternal := func(fn func(inventoryv1.InventoryServiceClient) error) error {
-		creds, err := serviceCredentials(dataDir)
+		creds, err := serviceCredentials(dataDir, order.Name)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shopfn/shopfn/functions/order"
 	"github.com/shopfn/shopfn/functions/payment"
 	commonv1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
 	paymentv1 "github.com/shopfn/shopfn/proto/shopfn/payment/v1"
@@ -74,7 +75,7 @@ list is in functions/payment/README.md.`,
 		return printProto(cmd.OutOrStdout(), p)
 	}
 	internal := func(cmd *cobra.Command, fn func(paymentv1.PaymentServiceClient) error) error {
-		creds, err := serviceCredentials(dataDir)
+		creds, err := serviceCredentials(dataDir, order.Name)
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shopfn/shopfn/functions/inventory"
+	"github.com/shopfn/shopfn/infra"
 	eventsv1 "github.com/shopfn/shopfn/proto/shopfn/events/v1"
 	inventoryv1 "github.com/shopfn/shopfn/proto/shopfn/inventory/v1"
 	"github.com/shopfn/shopfn/shared/apperr"
@@ -816,7 +817,7 @@ func TestSweep(t *testing.T) {
 	waitUntilPast(r.GetExpireTime().AsTime())
 
 	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(auth.NewServiceCredentials(e.signer(t), "sweeper")))
+		grpc.WithPerRPCCredentials(auth.NewServiceCredentials(e.signer(t), infra.Scheduler)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -879,4 +880,28 @@ func TestStopsWhenTheStoreCannotOpen(t *testing.T) {
 	servetest.ExpectRunFails(t, func(ctx context.Context, lis net.Listener) error {
 		return inventory.Run(ctx, cfg, slog.New(slog.DiscardHandler), lis)
 	})
+}
+
+// TestInternalMethodsAnswerOnlyTheirCallers: infra/stack.yaml lets order
+// and the scheduler reserve stock; another service's token is refused
+// and nothing is reserved.
+func TestInternalMethodsAnswerOnlyTheirCallers(t *testing.T) {
+	e := start(t, nil)
+	if _, err := e.client.SetStock(e.admin, &inventoryv1.SetStockRequest{Sku: "mug", OnHand: 5}); err != nil {
+		t.Fatal(err)
+	}
+	signer := e.signer(t)
+	lines := []*inventoryv1.Line{{Sku: "mug", Quantity: 1}}
+	for _, caller := range []string{"imaging", "invoicing", "shopfn-cli"} {
+		ctx := e.as(t, signer, auth.Principal{Subject: caller, Role: auth.RoleService})
+		_, err := e.client.Reserve(ctx, &inventoryv1.ReserveRequest{OrderId: "ord_" + strings.ReplaceAll(caller, "-", ""), Lines: lines})
+		servetest.WantErr(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
+	}
+	got, err := e.client.GetStock(e.admin, &inventoryv1.GetStockRequest{Sku: "mug"})
+	if err != nil || got.GetStock().GetReserved() != 0 {
+		t.Errorf("GetStock after refused reserves = %v, %v; want nothing reserved", got, err)
+	}
+	if _, err := e.client.Reserve(e.service, &inventoryv1.ReserveRequest{OrderId: "ord_ok", Lines: lines}); err != nil {
+		t.Errorf("Reserve as order = %v", err)
+	}
 }

@@ -366,3 +366,31 @@ func TestUncovered(t *testing.T) {
 		t.Errorf("Uncovered = %v, want [/t.S/Forgotten]", got)
 	}
 }
+
+func TestAuthorizeOnlyListedCallers(t *testing.T) {
+	s := NewSigner(newKey(t), "shopfn", "shopfn", time.Hour)
+	v := NewVerifier([]ed25519.PublicKey{s.Public()}, "shopfn", "shopfn")
+	a := NewAuthenticator(Policy{mCustomer: Customer, mInternal: Internal}, v, Config{}).OnlyCallers([]string{"order", "scheduler"})
+	tests := []struct {
+		method  string
+		subject string
+		role    Role
+		want    error
+	}{
+		{mInternal, "order", RoleService, nil},
+		{mInternal, "scheduler", RoleService, nil},
+		{mInternal, "imaging", RoleService, ErrPermissionDenied},
+		{mInternal, "order", RoleAdmin, ErrPermissionDenied},
+		{mCustomer, "imaging", RoleService, nil}, // only internal methods are restricted
+	}
+	for _, tt := range tests {
+		tk, _, err := s.Issue(Principal{Subject: tt.subject, Role: tt.role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tk))
+		if _, err := a.Authorize(ctx, tt.method); !errors.Is(err, tt.want) {
+			t.Errorf("Authorize(%s as %s %s) = %v, want %v", tt.method, tt.role, tt.subject, err, tt.want)
+		}
+	}
+}

@@ -99,6 +99,9 @@ type Authenticator struct {
 	verifier *Verifier
 	limiter  *Limiter
 	hops     int
+	// callers, when not nil, are the services whose tokens internal methods
+	// accept (by subject); nil accepts any service.
+	callers map[string]bool
 }
 
 // NewAuthenticator returns an authenticator for policy. The rate limit and
@@ -107,6 +110,17 @@ func NewAuthenticator(policy Policy, verifier *Verifier, cfg Config) *Authentica
 	a := &Authenticator{policy: policy, verifier: verifier, hops: cfg.TrustedProxyHops}
 	if cfg.RateLimit > 0 {
 		a.limiter = NewLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
+	return a
+}
+
+// OnlyCallers restricts internal methods to service tokens whose subject
+// is one of names (the deployables infra/stack.yaml lists as callers).
+// Without it any service token is accepted.
+func (a *Authenticator) OnlyCallers(names []string) *Authenticator {
+	a.callers = make(map[string]bool, len(names))
+	for _, n := range names {
+		a.callers[n] = true
 	}
 	return a
 }
@@ -141,6 +155,8 @@ func (a *Authenticator) Authorize(ctx context.Context, fullMethod string) (conte
 	case access == Admin && p.Role != RoleAdmin,
 		access == Internal && p.Role != RoleService:
 		return ctx, ErrPermissionDenied
+	case access == Internal && a.callers != nil && !a.callers[p.Subject]:
+		return ctx, ErrPermissionDenied.With("caller", p.Subject)
 	}
 	if a.limiter != nil && p.Role != RoleService {
 		key := "u:" + p.Subject

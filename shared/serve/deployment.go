@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/shopfn/shopfn/infra"
 	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/dial"
 	"github.com/shopfn/shopfn/shared/telemetry"
@@ -39,9 +40,19 @@ func Start(ctx context.Context, name string, p Platform, log *slog.Logger, polic
 	if err != nil {
 		return nil, err
 	}
+	stack, err := infra.Load()
+	if err != nil {
+		return nil, err
+	}
+	// Internal methods answer the callers the stack lists, and no other
+	// service; a deployable the stack does not know keeps the looser rule.
+	var callers []string
+	if sd, ok := stack.Deployable(name); ok {
+		callers = append([]string{}, sd.Callers...)
+	}
 	d.Server = New(p.Config, Options{
 		Name: name, Logger: log, Telemetry: d.Telemetry, Policy: policy,
-		Verifier: d.Keys.NewVerifier(p.Auth), Auth: p.Auth,
+		Verifier: d.Keys.NewVerifier(p.Auth), Auth: p.Auth, Callers: callers,
 	})
 	return d, nil
 }

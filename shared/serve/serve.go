@@ -126,6 +126,17 @@ type Options struct {
 	Verifier *auth.Verifier
 	// Auth carries the rate-limit and proxy settings.
 	Auth auth.Config
+	// Callers, when not nil, are the only services whose tokens the
+	// internal methods accept (by the token's subject).
+	Callers []string
+}
+
+func newAuthenticator(policy auth.Policy, o Options) *auth.Authenticator {
+	a := auth.NewAuthenticator(policy, o.Verifier, o.Auth)
+	if o.Callers != nil {
+		a.OnlyCallers(o.Callers)
+	}
+	return a
 }
 
 // Server is a gRPC server with shopfn's contract. It is a
@@ -154,7 +165,7 @@ func New(cfg Config, o Options) *Server {
 		name:   o.Name,
 		log:    o.Logger,
 		health: health.NewServer(),
-		authn:  auth.NewAuthenticator(policy, o.Verifier, o.Auth),
+		authn:  newAuthenticator(policy, o),
 	}
 	tel := o.Telemetry
 	s.grpc = grpc.NewServer(
@@ -213,6 +224,7 @@ type Dependency interface {
 // Serve returns that error: an instance without its store must not look
 // healthy.
 func (s *Server) Serve(ctx context.Context, lis net.Listener, deps ...Dependency) error {
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	depErr := make(chan error, len(deps))
@@ -231,6 +243,11 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, deps ...Dependency
 	err := s.serve(ctx, lis)
 	select {
 	case e := <-depErr:
+		if parent.Err() != nil {
+			// Stopped while a dependency was still opening: its failure is
+			// the stop (a cancelled migration), not a fault.
+			return err
+		}
 		return fmt.Errorf("%s: %w", s.name, e)
 	default:
 		return err
