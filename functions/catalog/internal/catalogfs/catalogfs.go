@@ -53,7 +53,6 @@ import (
 	"github.com/shopfn/shopfn/functions/catalog/internal/product"
 	"github.com/shopfn/shopfn/shared/outbox"
 	"github.com/shopfn/shopfn/shared/outbox/fsoutbox"
-	"github.com/shopfn/shopfn/shared/store"
 	"github.com/shopfn/shopfn/shared/store/fsstore"
 )
 
@@ -86,7 +85,7 @@ const importChunk = 100
 
 // Store is product.Store on Firestore.
 type Store struct {
-	open    *store.Opening[*firestore.Client]
+	*fsstore.Conn
 	maxScan int // maxScan, but tests lower it
 }
 
@@ -96,30 +95,13 @@ var _ product.Store = (*Store)(nil)
 // returns the store at once; its calls wait for the connection. Done and
 // Err report when it is ready, or why it failed.
 func Open(ctx context.Context, project, database string) *Store {
-	return &Store{maxScan: maxScan, open: store.InBackground(func() (*firestore.Client, error) {
-		return fsstore.Open(ctx, project, database)
-	})}
-}
-
-// Done is closed when the client is ready or failed (see Err).
-func (s *Store) Done() <-chan struct{} { return s.open.Done() }
-
-// Err returns why the client could not be made, once Done is closed.
-func (s *Store) Err() error { return s.open.Err() }
-
-// Close closes the client (waiting for it first).
-func (s *Store) Close() error {
-	c, err := s.open.Wait()
-	if err != nil {
-		return nil // nothing was left open
-	}
-	return c.Close()
+	return &Store{Conn: fsstore.OpenInBackground(ctx, project, database), maxScan: maxScan}
 }
 
 // Outbox waits for the client and returns the database's outbox, for the
 // relay; its commit listener runs until ctx ends.
 func (s *Store) Outbox(ctx context.Context) (outbox.Store, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +223,7 @@ func run(ctx context.Context, c *firestore.Client, fn func(context.Context, *fir
 
 // Create implements product.Store.
 func (s *Store) Create(ctx context.Context, p product.Product) error {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return err
 	}
@@ -272,7 +254,7 @@ func (s *Store) Create(ctx context.Context, p product.Product) error {
 
 // ByID implements product.Store.
 func (s *Store) ByID(ctx context.Context, id string) (product.Product, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return product.Product{}, err
 	}
@@ -292,7 +274,7 @@ func (s *Store) ByID(ctx context.Context, id string) (product.Product, error) {
 // Update implements product.Store. The SKU is not rewritten (no edit
 // changes it; the SQLite store does not write it either).
 func (s *Store) Update(ctx context.Context, id string, edit product.Edit) (product.Product, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return product.Product{}, err
 	}
@@ -344,7 +326,7 @@ func (s *Store) Update(ctx context.Context, id string, edit product.Edit) (produ
 // transaction; if one fails, its drafts are redone one per transaction,
 // so only a failing item fails.
 func (s *Store) Import(ctx context.Context, drafts []product.Draft, merge product.Merge) ([]product.ItemResult, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +471,7 @@ func importTx(c *firestore.Client, tx *firestore.Transaction, drafts []product.D
 // List implements product.Store (see the package documentation for what
 // runs in Firestore and what in memory).
 func (s *Store) List(ctx context.Context, q product.Query) ([]product.Product, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,6 @@ package inventoryfs
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -48,14 +47,11 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/shopfn/shopfn/functions/inventory/internal/stock"
 	eventsv1 "github.com/shopfn/shopfn/proto/shopfn/events/v1"
 	"github.com/shopfn/shopfn/shared/outbox"
 	"github.com/shopfn/shopfn/shared/outbox/fsoutbox"
-	"github.com/shopfn/shopfn/shared/store"
 	"github.com/shopfn/shopfn/shared/store/fsstore"
 )
 
@@ -77,15 +73,9 @@ const holdField = "hold_expire_time"
 // few hundred documents would slow every Reserve that waits on them.
 const expiredScan = 300
 
-// txAttempts is how many times a transaction runs before a conflict is
-// returned as an error (the client's default is 5). A hot SKU under a burst
-// of Reserves aborts transactions more often than that, and the caller's
-// deadline bounds the retries anyway.
-const txAttempts = 20
-
 // Store is stock.Store on Firestore.
 type Store struct {
-	open *store.Opening[*firestore.Client]
+	*fsstore.Conn
 }
 
 var _ stock.Store = (*Store)(nil)
@@ -94,30 +84,13 @@ var _ stock.Store = (*Store)(nil)
 // returns the store at once; its calls wait for the client. Done and Err
 // report when it is ready, or why it failed.
 func Open(ctx context.Context, project, database string) *Store {
-	return &Store{open: store.InBackground(func() (*firestore.Client, error) {
-		return fsstore.Open(ctx, project, database)
-	})}
-}
-
-// Done is closed when the client is ready or failed (see Err).
-func (s *Store) Done() <-chan struct{} { return s.open.Done() }
-
-// Err returns why the client failed to open, once Done is closed.
-func (s *Store) Err() error { return s.open.Err() }
-
-// Close closes the client (waiting for it to open first).
-func (s *Store) Close() error {
-	c, err := s.open.Wait()
-	if err != nil {
-		return nil // nothing was left open
-	}
-	return c.Close()
+	return &Store{Conn: fsstore.OpenInBackground(ctx, project, database)}
 }
 
 // Outbox waits for the client and returns the database's outbox, for the
 // relay; its commit listener runs until ctx ends.
 func (s *Store) Outbox(ctx context.Context) (outbox.Store, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +175,7 @@ func docID(id string) string {
 // Stock implements stock.Store: one document read, outside any
 // transaction.
 func (s *Store) Stock(ctx context.Context, sku string) (stock.Stock, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return stock.Stock{}, err
 	}
@@ -220,19 +193,19 @@ func (s *Store) Stock(ctx context.Context, sku string) (stock.Stock, error) {
 	return d.stock(), nil
 }
 
-// InTx implements stock.Store with one Firestore transaction, which runs fn
-// again (up to txAttempts times in all) when it loses a conflict. A
-// context that has ended begins nothing, and one that ends during the
-// transaction rolls it back.
+// InTx implements stock.Store with one Firestore transaction
+// (fsstore.RunTransaction), which runs fn again (up to fsstore.MaxAttempts
+// times in all) when it loses a conflict. A context that has ended begins
+// nothing, and one that ends during the transaction rolls it back.
 func (s *Store) InTx(ctx context.Context, fn func(stock.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return err
 	}
-	err = c.RunTransaction(ctx, func(tctx context.Context, ftx *firestore.Transaction) error {
+	return fsstore.RunTransaction(ctx, c, func(tctx context.Context, ftx *firestore.Transaction) error {
 		t := &tx{ctx: tctx, c: c, ftx: ftx, stock: map[string]*stockEntry{}, res: map[string]*resEntry{}}
 		if err := fn(t); err != nil {
 			return err
@@ -241,16 +214,7 @@ func (s *Store) InTx(ctx context.Context, fn func(stock.Tx) error) error {
 			return err
 		}
 		return t.flush()
-	}, firestore.MaxAttempts(txAttempts))
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		// The client reports a transaction whose context ended as a gRPC
-		// status; the context's error says why.
-		return fmt.Errorf("%w (%w)", ctx.Err(), err)
-	}
-	if status.Code(err) == codes.Aborted {
-		return fmt.Errorf("transaction kept conflicting after %d attempts: %w", txAttempts, err)
-	}
-	return err
+	})
 }
 
 // stockEntry is a stock document as this run of the transaction knows it.

@@ -48,8 +48,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -59,7 +57,6 @@ import (
 	eventsv1 "github.com/shopfn/shopfn/proto/shopfn/events/v1"
 	"github.com/shopfn/shopfn/shared/outbox"
 	"github.com/shopfn/shopfn/shared/outbox/fsoutbox"
-	"github.com/shopfn/shopfn/shared/store"
 	"github.com/shopfn/shopfn/shared/store/fsstore"
 )
 
@@ -84,15 +81,9 @@ const (
 	unfinishedPage = 200
 )
 
-// txAttempts is how many times a transaction runs before a conflict is
-// returned as an error (the client's default is 5): saga steps, cancels
-// and Resume may update one order at once, and the caller's deadline
-// bounds the retries anyway.
-const txAttempts = 20
-
 // Store is orders.Store on Firestore.
 type Store struct {
-	open *store.Opening[*firestore.Client]
+	*fsstore.Conn
 }
 
 var _ orders.Store = (*Store)(nil)
@@ -101,30 +92,13 @@ var _ orders.Store = (*Store)(nil)
 // returns the store at once; its calls wait for the client. Done and Err
 // report when it is ready, or why it failed.
 func Open(ctx context.Context, project, database string) *Store {
-	return &Store{open: store.InBackground(func() (*firestore.Client, error) {
-		return fsstore.Open(ctx, project, database)
-	})}
-}
-
-// Done is closed when the client is ready or failed (see Err).
-func (s *Store) Done() <-chan struct{} { return s.open.Done() }
-
-// Err returns why the client failed to open, once Done is closed.
-func (s *Store) Err() error { return s.open.Err() }
-
-// Close closes the client (waiting for it to open first).
-func (s *Store) Close() error {
-	c, err := s.open.Wait()
-	if err != nil {
-		return nil // nothing was left open
-	}
-	return c.Close()
+	return &Store{Conn: fsstore.OpenInBackground(ctx, project, database)}
 }
 
 // Outbox waits for the client and returns the database's outbox, for the
 // relay; its commit listener runs until ctx ends.
 func (s *Store) Outbox(ctx context.Context) (outbox.Store, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -286,28 +260,10 @@ func decode(snap *firestore.DocumentSnapshot) (orders.Order, error) {
 	return o, nil
 }
 
-// runTx runs fn in a transaction, retried on conflicts, and says why it
-// failed in the caller's terms.
-func runTx(ctx context.Context, c *firestore.Client, fn func(context.Context, *firestore.Transaction) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err := c.RunTransaction(ctx, fn, firestore.MaxAttempts(txAttempts))
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		// The client reports a transaction whose context ended as a gRPC
-		// status; the context's error says why.
-		return fmt.Errorf("%w (%w)", ctx.Err(), err)
-	}
-	if status.Code(err) == codes.Aborted {
-		return fmt.Errorf("transaction kept conflicting after %d attempts: %w", txAttempts, err)
-	}
-	return err
-}
-
 // Create implements orders.Store: the order, the user's entry of it and
 // its idempotency key, in one transaction.
 func (s *Store) Create(ctx context.Context, o orders.Order) (orders.Order, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return orders.Order{}, err
 	}
@@ -354,11 +310,11 @@ func (s *Store) Create(ctx context.Context, o orders.Order) (orders.Order, error
 		}
 		return nil
 	}
-	err = runTx(ctx, c, create)
+	err = fsstore.RunTransaction(ctx, c, create)
 	if fsstore.IsAlreadyExists(err) {
 		// A concurrent Create with the same key committed between our read
 		// and our commit: read again, to find its order.
-		err = runTx(ctx, c, create)
+		err = fsstore.RunTransaction(ctx, c, create)
 	}
 	if err != nil {
 		if fsstore.IsAlreadyExists(err) {
@@ -375,7 +331,7 @@ func (s *Store) Create(ctx context.Context, o orders.Order) (orders.Order, error
 
 // Get implements orders.Store.
 func (s *Store) Get(ctx context.Context, id string) (orders.Order, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return orders.Order{}, err
 	}
@@ -396,7 +352,7 @@ func get(ctx context.Context, c *firestore.Client, id string) (orders.Order, err
 // ByIdempotencyKey implements orders.Store: the key's document, then its
 // order.
 func (s *Store) ByIdempotencyKey(ctx context.Context, userID, key string) (orders.Order, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return orders.Order{}, err
 	}
@@ -418,7 +374,7 @@ func (s *Store) ByIdempotencyKey(ctx context.Context, userID, key string) (order
 // orders are one query of orders; a user's are a query of the user's
 // entries, then one batch read of the orders.
 func (s *Store) List(ctx context.Context, userID string, after orders.Cursor, limit int) ([]orders.Order, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +418,7 @@ func (s *Store) List(ctx context.Context, userID string, after orders.Cursor, li
 
 // Unfinished implements orders.Store (see the package doc for its bound).
 func (s *Store) Unfinished(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -506,12 +462,12 @@ func (s *Store) Unfinished(ctx context.Context, before time.Time, limit int) ([]
 // order.confirmed or order.cancelled in the same transaction. fn runs on a
 // fresh read each time the transaction runs.
 func (s *Store) Update(ctx context.Context, id string, fn func(*orders.Order) error) (orders.Order, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return orders.Order{}, err
 	}
 	var out orders.Order
-	err = runTx(ctx, c, func(ctx context.Context, tx *firestore.Transaction) error {
+	err = fsstore.RunTransaction(ctx, c, func(ctx context.Context, tx *firestore.Transaction) error {
 		out = orders.Order{} // fn may run more than once
 		ref := orderRef(c, id)
 		snap, err := tx.Get(ref)

@@ -15,8 +15,8 @@
 //     attempt count.
 //
 // Order ids come from callers (1 to 64 characters of anything); an id a
-// document name cannot hold is encoded (see docID), and the plain id is
-// kept in the document's order_id field.
+// document name cannot hold is encoded (see fsstore.DocID), and the plain
+// id is kept in the document's order_id field.
 //
 // The SQLite schema's CHECK constraints (known state, positive amount,
 // 0 ≤ refunded ≤ captured ≤ amount) are checked here before every write:
@@ -32,17 +32,14 @@ package paymentfs
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
 
 	"github.com/shopfn/shopfn/functions/payment/internal/cardsim"
 	"github.com/shopfn/shopfn/functions/payment/internal/charge"
-	"github.com/shopfn/shopfn/shared/store"
 	"github.com/shopfn/shopfn/shared/store/fsstore"
 )
 
@@ -51,12 +48,6 @@ const (
 	Payments = "payments"
 	Attempts = "processor_attempts"
 )
-
-// maxAttempts bounds the runs of one transaction. The client's default
-// (5) gives up too soon on a record a handful of requests update at once
-// (Aborted then reaches the caller though a retry would succeed); each
-// attempt backs off exponentially, so 20 covers seconds of contention.
-const maxAttempts = 20
 
 // payment is a document of Payments.
 type payment struct {
@@ -83,7 +74,7 @@ type attempts struct {
 
 // Store is charge.Store, and cardsim.Attempts, on Firestore.
 type Store struct {
-	open *store.Opening[*firestore.Client]
+	*fsstore.Conn
 }
 
 var (
@@ -95,33 +86,16 @@ var (
 // background and returns the store at once; its calls wait for the client.
 // Done and Err report when it is ready, or why it failed.
 func Open(ctx context.Context, project, database string) *Store {
-	return &Store{open: store.InBackground(func() (*firestore.Client, error) {
-		return fsstore.Open(ctx, project, database)
-	})}
-}
-
-// Done is closed when the client is ready or failed (see Err).
-func (s *Store) Done() <-chan struct{} { return s.open.Done() }
-
-// Err returns why the client failed, once Done is closed.
-func (s *Store) Err() error { return s.open.Err() }
-
-// Close closes the client (waiting for it to open first).
-func (s *Store) Close() error {
-	c, err := s.open.Wait()
-	if err != nil {
-		return nil // nothing was left open
-	}
-	return c.Close()
+	return &Store{Conn: fsstore.OpenInBackground(ctx, project, database)}
 }
 
 // Get implements charge.Store.
 func (s *Store) Get(ctx context.Context, orderID string) (charge.Payment, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return charge.Payment{}, err
 	}
-	snap, err := c.Collection(Payments).Doc(docID(orderID)).Get(ctx)
+	snap, err := c.Collection(Payments).Doc(fsstore.DocID(orderID)).Get(ctx)
 	if err != nil {
 		return charge.Payment{}, readErr(err)
 	}
@@ -130,7 +104,7 @@ func (s *Store) Get(ctx context.Context, orderID string) (charge.Payment, error)
 
 // Create implements charge.Store.
 func (s *Store) Create(ctx context.Context, p charge.Payment) error {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return err
 	}
@@ -139,7 +113,7 @@ func (s *Store) Create(ctx context.Context, p charge.Payment) error {
 	}
 	// One write, conditional on the document not existing: no transaction
 	// is needed for it to be atomic.
-	_, err = c.Collection(Payments).Doc(docID(p.OrderID)).Create(ctx, toDoc(p))
+	_, err = c.Collection(Payments).Doc(fsstore.DocID(p.OrderID)).Create(ctx, toDoc(p))
 	if fsstore.IsAlreadyExists(err) {
 		return fmt.Errorf("insert payment: %w", charge.ErrExists)
 	}
@@ -152,11 +126,11 @@ func (s *Store) Create(ctx context.Context, p charge.Payment) error {
 // Update implements charge.Store. Only the state, the captured and
 // refunded amounts and the update time can change.
 func (s *Store) Update(ctx context.Context, orderID string, fn func(*charge.Payment) error) (charge.Payment, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return charge.Payment{}, err
 	}
-	ref := c.Collection(Payments).Doc(docID(orderID))
+	ref := c.Collection(Payments).Doc(fsstore.DocID(orderID))
 	var out charge.Payment
 	err = c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snap, err := tx.Get(ref)
@@ -182,7 +156,7 @@ func (s *Store) Update(ctx context.Context, orderID string, fn func(*charge.Paym
 		}
 		out = kept
 		return nil
-	}, firestore.MaxAttempts(maxAttempts))
+	}, firestore.MaxAttempts(fsstore.MaxAttempts))
 	if err != nil {
 		return charge.Payment{}, err
 	}
@@ -191,11 +165,11 @@ func (s *Store) Update(ctx context.Context, orderID string, fn func(*charge.Paym
 
 // NextAttempt implements cardsim.Attempts in one transaction.
 func (s *Store) NextAttempt(ctx context.Context, orderID string) (int, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return 0, err
 	}
-	ref := c.Collection(Attempts).Doc(docID(orderID))
+	ref := c.Collection(Attempts).Doc(fsstore.DocID(orderID))
 	var n int64
 	err = c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		var a attempts
@@ -214,7 +188,7 @@ func (s *Store) NextAttempt(ctx context.Context, orderID string) (int, error) {
 		}
 		n = next.Attempts
 		return nil
-	}, firestore.MaxAttempts(maxAttempts))
+	}, firestore.MaxAttempts(fsstore.MaxAttempts))
 	if err != nil {
 		return 0, fmt.Errorf("count processor attempt: %w", err)
 	}
@@ -236,30 +210,6 @@ func check(p charge.Payment) error {
 		return fmt.Errorf("%w: amount %d, captured %d, refunded %d", errInvalid, p.Amount.Minor, p.Captured, p.Refunded)
 	}
 	return nil
-}
-
-// docID is the name of the document of an order: the id itself when it is
-// made of letters, digits, '-' and '_' (as shopfn's order ids are) and does
-// not start with "__", else "~" and the base64url of the id. Firestore's
-// names may not hold '/', be "." or "..", or match __.*__; this mapping is
-// one-to-one because a plain id never holds '~'.
-func docID(id string) string {
-	if plain(id) {
-		return id
-	}
-	return "~" + base64.RawURLEncoding.EncodeToString([]byte(id))
-}
-
-func plain(id string) bool {
-	if id == "" || strings.HasPrefix(id, "__") {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // readErr translates a failed read of a payment document.

@@ -40,7 +40,6 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"github.com/shopfn/shopfn/functions/support/internal/chat"
-	"github.com/shopfn/shopfn/shared/store"
 	"github.com/shopfn/shopfn/shared/store/fsstore"
 )
 
@@ -59,7 +58,7 @@ const txAttempts = 10
 
 // Store is chat.Store on Firestore.
 type Store struct {
-	open *store.Opening[*firestore.Client]
+	*fsstore.Conn
 }
 
 var _ chat.Store = (*Store)(nil)
@@ -68,24 +67,7 @@ var _ chat.Store = (*Store)(nil)
 // returns the store at once; its calls wait for the connection. Done and
 // Err report when it is ready, or why it failed.
 func Open(ctx context.Context, project, database string) *Store {
-	return &Store{open: store.InBackground(func() (*firestore.Client, error) {
-		return fsstore.Open(ctx, project, database)
-	})}
-}
-
-// Done is closed when the client is ready or failed (see Err).
-func (s *Store) Done() <-chan struct{} { return s.open.Done() }
-
-// Err returns why the client could not be made, once Done is closed.
-func (s *Store) Err() error { return s.open.Err() }
-
-// Close closes the client (waiting for it first).
-func (s *Store) Close() error {
-	c, err := s.open.Wait()
-	if err != nil {
-		return nil // nothing was left open
-	}
-	return c.Close()
+	return &Store{Conn: fsstore.OpenInBackground(ctx, project, database)}
 }
 
 // roomDoc is a rooms document.
@@ -161,7 +143,7 @@ const appendTries = 3
 
 // Append implements chat.Store.
 func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, bool, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return chat.Message{}, false, err
 	}
@@ -239,7 +221,7 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, bool,
 
 // After implements chat.Store.
 func (s *Store) After(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +250,7 @@ func (s *Store) After(ctx context.Context, room string, after int64, limit int) 
 // room reads the room outside a transaction; a room that does not exist
 // is the zero roomDoc.
 func (s *Store) room(ctx context.Context, room string) (roomDoc, *firestore.Client, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return roomDoc{}, nil, err
 	}

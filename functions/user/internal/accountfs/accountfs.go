@@ -6,7 +6,7 @@
 // has two collections:
 //
 //   - "users": one document per account, named by the account id (ids a
-//     document name cannot hold are encoded, see docID), with the
+//     document name cannot hold are encoded, see fsstore.DocID), with the
 //     account's fields: the default address as binary protobuf, as in
 //     SQLite; times with Firestore's microsecond precision.
 //   - "user_emails": one document per registered email, named by the
@@ -29,11 +29,9 @@ package accountfs
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -42,7 +40,6 @@ import (
 	"github.com/shopfn/shopfn/functions/user/internal/account"
 	commonv1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
 	"github.com/shopfn/shopfn/shared/auth"
-	"github.com/shopfn/shopfn/shared/store"
 	"github.com/shopfn/shopfn/shared/store/fsstore"
 )
 
@@ -51,12 +48,6 @@ const (
 	Users  = "users"
 	Emails = "user_emails"
 )
-
-// maxAttempts bounds the runs of one transaction. The client's default
-// (5) gives up too soon on a record a handful of requests update at once
-// (Aborted then reaches the caller though a retry would succeed); each
-// attempt backs off exponentially, so 20 covers seconds of contention.
-const maxAttempts = 20
 
 // user is a document of Users.
 type user struct {
@@ -78,7 +69,7 @@ type email struct {
 
 // Store is account.Store on Firestore.
 type Store struct {
-	open *store.Opening[*firestore.Client]
+	*fsstore.Conn
 }
 
 var _ account.Store = (*Store)(nil)
@@ -87,48 +78,7 @@ var _ account.Store = (*Store)(nil)
 // background and returns the store at once; its calls wait for the client.
 // Done and Err report when it is ready, or why it failed.
 func Open(ctx context.Context, project, database string) *Store {
-	return &Store{open: store.InBackground(func() (*firestore.Client, error) {
-		return fsstore.Open(ctx, project, database)
-	})}
-}
-
-// Done is closed when the client is ready or failed (see Err).
-func (s *Store) Done() <-chan struct{} { return s.open.Done() }
-
-// Err returns why the client failed, once Done is closed.
-func (s *Store) Err() error { return s.open.Err() }
-
-// Close closes the client (waiting for it to open first).
-func (s *Store) Close() error {
-	c, err := s.open.Wait()
-	if err != nil {
-		return nil // nothing was left open
-	}
-	return c.Close()
-}
-
-// docID is the name of the document of id: id itself when it is made of
-// letters, digits, '-' and '_' (as the ids of store.NewID are) and does not
-// start with "__", else "~" and the base64url of id. Firestore's names may
-// not hold '/', be "." or "..", or match __.*__; this mapping is
-// one-to-one because a plain id never holds '~'.
-func docID(id string) string {
-	if plain(id) {
-		return id
-	}
-	return "~" + base64.RawURLEncoding.EncodeToString([]byte(id))
-}
-
-func plain(id string) bool {
-	if id == "" || strings.HasPrefix(id, "__") {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
+	return &Store{Conn: fsstore.OpenInBackground(ctx, project, database)}
 }
 
 // emailDoc is the name of the email's document in Emails.
@@ -139,7 +89,7 @@ func emailDoc(normalisedEmail string) string {
 
 // Create implements account.Store.
 func (s *Store) Create(ctx context.Context, a account.Account) error {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return err
 	}
@@ -162,8 +112,8 @@ func (s *Store) Create(ctx context.Context, a account.Account) error {
 		if err := tx.Create(emailRef, email{UserID: a.ID, Email: a.Email}); err != nil {
 			return err
 		}
-		return tx.Create(c.Collection(Users).Doc(docID(a.ID)), d)
-	}, firestore.MaxAttempts(maxAttempts))
+		return tx.Create(c.Collection(Users).Doc(fsstore.DocID(a.ID)), d)
+	}, firestore.MaxAttempts(fsstore.MaxAttempts))
 	switch {
 	case errors.Is(err, account.ErrEmailTaken):
 		return err
@@ -179,11 +129,11 @@ func (s *Store) Create(ctx context.Context, a account.Account) error {
 
 // ByID implements account.Store.
 func (s *Store) ByID(ctx context.Context, id string) (account.Account, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return account.Account{}, err
 	}
-	snap, err := c.Collection(Users).Doc(docID(id)).Get(ctx)
+	snap, err := c.Collection(Users).Doc(fsstore.DocID(id)).Get(ctx)
 	if err != nil {
 		return account.Account{}, readErr(err)
 	}
@@ -192,7 +142,7 @@ func (s *Store) ByID(ctx context.Context, id string) (account.Account, error) {
 
 // ByEmail implements account.Store.
 func (s *Store) ByEmail(ctx context.Context, email string) (account.Account, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return account.Account{}, err
 	}
@@ -208,11 +158,11 @@ func (s *Store) ByEmail(ctx context.Context, email string) (account.Account, err
 
 // Update implements account.Store.
 func (s *Store) Update(ctx context.Context, id string, fn func(*account.Account) error) (account.Account, error) {
-	c, err := s.open.Get(ctx)
+	c, err := s.Client(ctx)
 	if err != nil {
 		return account.Account{}, err
 	}
-	ref := c.Collection(Users).Doc(docID(id))
+	ref := c.Collection(Users).Doc(fsstore.DocID(id))
 	var out account.Account
 	err = c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snap, err := tx.Get(ref)
@@ -237,7 +187,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*account.Account)
 		}
 		out = a
 		return nil
-	}, firestore.MaxAttempts(maxAttempts))
+	}, firestore.MaxAttempts(fsstore.MaxAttempts))
 	if err != nil {
 		return account.Account{}, err
 	}
