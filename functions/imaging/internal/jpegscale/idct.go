@@ -9,7 +9,14 @@ import "math"
 // with a(0) = 1/(2√2) and a(u) = 1/2 otherwise (T.81 A.3.3). Keeping only the
 // N×N lowest frequencies and evaluating the same sum on an N-point grid,
 // cos((2x+1)uπ/2N), gives an N×N image of the block whose pixels are close to
-// the means of (8/N)×(8/N) pixel squares (libjpeg's jidctred does the same).
+// the means of (8/N)×(8/N) pixel squares: it keeps exactly the frequencies
+// the smaller grid can hold and drops the rest, an ideal low-pass. (libjpeg's
+// jidctred instead evaluates the 8-point sum between pixel pairs, which folds
+// the dropped frequencies back in as aliases; an exact box average would
+// also attenuate the kept ones by sin(dθ)/(d·sin θ). Measured on the
+// imagebench photo, the medium variant made from this decode is closer to a
+// full-size reference than one made with that attenuation: 46.8 dB against
+// 46.2 dB PSNR of luma.)
 // The factor a(u)a(v) and the quantiser are folded into one integer
 // multiplier per coefficient; the sums are separable, so each block is N
 // one-dimensional transforms over columns then N over rows, each split into

@@ -12,8 +12,10 @@
 // JPEGs, several scans) is reported as [ErrUnsupported] so the caller can fall
 // back to image/jpeg.
 //
-// Huffman decoding runs on the calling goroutine and the inverse DCT on a
-// second one, a few MCU rows behind, so the two overlap on two cores.
+// Huffman decoding runs on the calling goroutine; at 1/1 and 1/2 scale the
+// inverse DCT runs on a second one, a few MCU rows behind, so the two
+// overlap on two cores (at smaller scales the IDCT is too cheap to be worth
+// the hand-off).
 package jpegscale
 
 import (
@@ -36,12 +38,13 @@ var (
 )
 
 // Denom returns the largest reduction d in {1, 2, 4, 8} for which the longer
-// side of a w×h image, divided by d and rounded up, is still at least
-// minSide pixels.
+// side of a w×h image, divided by d, is still at least minSide pixels, so
+// that an image resized to minSide from the reduced decode is never
+// upscaled.
 func Denom(w, h, minSide int) int {
 	long := max(w, h)
 	for _, d := range [...]int{8, 4, 2} {
-		if (long+d-1)/d >= minSide {
+		if long >= minSide*d {
 			return d
 		}
 	}
@@ -366,14 +369,19 @@ func (d *decoder) parseDHT(seg []byte) error {
 		if total > 256 || len(seg) < total {
 			return corruptf("DHT with %d codes", total)
 		}
-		t, err := buildHuffman(&counts, seg[:total], tc == 1)
-		if err != nil {
-			return err
+		slot := &d.dc[th]
+		if tc == 1 {
+			slot = &d.ac[th]
 		}
-		if tc == 0 {
-			d.dc[th] = t
-		} else {
-			d.ac[th] = t
+		if *slot == nil {
+			// One table per slot, rebuilt in place when redefined, so
+			// that a stream of DHT segments cannot make Decode allocate
+			// more than eight tables.
+			*slot = new(huffTable)
+		}
+		if err := (*slot).build(&counts, seg[:total], tc == 1); err != nil {
+			*slot = nil
+			return err
 		}
 		seg = seg[total:]
 	}

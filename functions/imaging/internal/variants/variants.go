@@ -1,12 +1,19 @@
 // Package variants makes the thumbnail, medium and watermarked variants of
 // an uploaded product image.
 //
-// The work is done once: a JPEG is decoded at a reduced scale (see
-// jpegscale), resized to the medium size, the thumbnail is made from the
-// medium image and the watermark drawn on a copy of it, and the three JPEGs
-// are encoded in parallel. Pixels stay in the decoder's YCbCr planes all the
-// way, so there is no colour conversion. The output is a pure function of
-// the input bytes and options: duplicate deliveries write identical objects.
+// The work is done once: a JPEG is decoded at a reduced scale (jpegscale),
+// resized to the medium size and turned upright; the thumbnail is made from
+// the medium image, and the watermarked variant reuses the medium's DCT
+// coefficients except under the mark (jpegenc). Pixels stay in YCbCr planes
+// all the way, so there is no colour conversion, and the steps that can use
+// both cores do. PNG, GIF and the JPEGs jpegscale does not handle
+// (progressive, CMYK, ...) are decoded at full size by the standard library
+// and box-filtered first when the reduction is large.
+//
+// The output is a pure function of the input bytes and options (pixels are
+// computed in integer arithmetic; the few floating-point steps, filter
+// weights and the font rasteriser, give the same results in every run of a
+// binary): duplicate deliveries write identical objects.
 package variants
 
 import (
@@ -22,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shopfn/shopfn/functions/imaging/internal/jpegenc"
 	"github.com/shopfn/shopfn/functions/imaging/internal/jpegscale"
 )
 
@@ -72,8 +80,8 @@ type Options struct {
 	// Quality is the JPEG quality of the outputs, 1-100 (default 82).
 	Quality int
 	// Trace, if set, is called with the duration of each step ("sniff",
-	// "decode", "resize", "thumbnail", "watermark", "encode"), for
-	// benchmarks.
+	// "decode", "resize" to medium, "encode": thumbnail, watermark and the
+	// three JPEGs), for benchmarks.
 	Trace func(step string, d time.Duration)
 }
 
@@ -112,8 +120,9 @@ type Variant struct {
 // Make produces the thumbnail, medium and watermarked variants of src, a
 // JPEG, PNG or GIF (the format is sniffed from the bytes, never taken from
 // metadata), in that order. Images are never upscaled and keep their aspect
-// ratio. Errors other than ErrTooLarge, ErrUnsupported and ErrCorrupt (for
-// instance ctx's) are transient.
+// ratio; JPEGs are turned upright per their Exif orientation. Errors other
+// than ErrTooLarge, ErrUnsupported and ErrCorrupt (for instance ctx's) are
+// transient.
 func Make(ctx context.Context, src []byte, opt Options) ([]Variant, error) {
 	opt = opt.withDefaults()
 	step := stepper(opt.Trace)
@@ -137,44 +146,73 @@ func Make(ctx context.Context, src []byte, opt Options) ([]Variant, error) {
 	}
 
 	mw, mh := fit(cfg.Width, cfg.Height, opt.Medium)
-	medium := f.resize(mw, mh, triangle)
+	medium := f.resize(mw, mh, catmullRom)
+	upright := image.Pt(cfg.Width, cfg.Height)
+	if format == "jpeg" {
+		o := exifOrientation(src)
+		medium = medium.orient(o)
+		if o >= 5 {
+			upright = image.Pt(cfg.Height, cfg.Width)
+		}
+	}
+	mw, mh = medium.width(), medium.height()
 	step("resize")
-	tw, th := fit(cfg.Width, cfg.Height, opt.Thumbnail)
-	thumb := medium
-	if tw != mw || th != mh {
-		thumb = medium.resize(tw, th, triangle)
-	}
-	step("thumbnail")
-	marked := medium.clone()
-	if err := watermark(marked, opt.Watermark); err != nil {
-		return nil, err
-	}
-	step("watermark")
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 
+	// Three encodes, sharing work: the thumbnail on its own goroutine; the
+	// medium's coefficients once (on both cores), then its entropy coding
+	// alongside the watermarked copy, which recomputes only the blocks
+	// under the mark.
 	out := []Variant{
-		{Name: Thumbnail, Width: tw, Height: th},
-		{Name: Medium, Width: mw, Height: mh},
-		{Name: Watermarked, Width: mw, Height: mh},
+		{Name: Thumbnail, ContentType: ContentType},
+		{Name: Medium, Width: mw, Height: mh, ContentType: ContentType},
+		{Name: Watermarked, Width: mw, Height: mh, ContentType: ContentType},
 	}
-	frames := []*frame{thumb, medium, marked}
-	errs := make([]error, len(out))
+	tw, th := fit(upright.X, upright.Y, opt.Thumbnail)
+	out[0].Width, out[0].Height = tw, th
 	var wg sync.WaitGroup
-	for i := range out {
-		wg.Go(func() {
-			var buf bytes.Buffer
-			errs[i] = jpeg.Encode(&buf, frames[i].image(), &jpeg.Options{Quality: opt.Quality})
-			out[i].ContentType, out[i].Data = ContentType, buf.Bytes()
-		})
+	var thumbErr, markErr error
+	thumbSrc := medium // read by the goroutine while medium420 is made
+	wg.Go(func() {
+		thumb := thumbSrc
+		if tw != mw || th != mh {
+			thumb = thumbSrc.resize(tw, th, catmullRom)
+		}
+		out[0].Data, thumbErr = encode(thumb.to420(), opt.Quality)
+	})
+	medium420 := medium.to420()
+	coef, err := jpegenc.Quantize(medium420.image(), opt.Quality)
+	if err != nil {
+		wg.Wait()
+		return nil, fmt.Errorf("encode: %w", err)
 	}
+	wg.Go(func() { out[1].Data = coef.Encode() })
+	marked := medium420.clone()
+	changed, err := watermark(marked, opt.Watermark)
+	if err == nil {
+		markCoef := coef.Clone()
+		if err = markCoef.Requantize(marked.image(), changed); err == nil {
+			out[2].Data = markCoef.Encode()
+		}
+	}
+	markErr = err
 	wg.Wait()
 	step("encode")
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(thumbErr, markErr); err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return out, nil
+}
+
+// encode writes f as a JPEG.
+func encode(f *frame, quality int) ([]byte, error) {
+	c, err := jpegenc.Quantize(f.image(), quality)
+	if err != nil {
+		return nil, err
+	}
+	return c.Encode(), nil
 }
 
 // stepper returns a function that reports the time since its previous call.
@@ -237,9 +275,11 @@ func sniff(src []byte) (image.Config, string, error) {
 
 // classify maps a decoder's error to a permanent one where it is.
 func classify(err error) error {
-	var unsupported jpeg.UnsupportedError
+	var jpegUnsupported jpeg.UnsupportedError
+	var pngUnsupported png.UnsupportedError
 	switch {
-	case errors.As(err, &unsupported), errors.Is(err, image.ErrFormat), errors.Is(err, jpegscale.ErrUnsupported):
+	case errors.As(err, &jpegUnsupported), errors.As(err, &pngUnsupported),
+		errors.Is(err, image.ErrFormat), errors.Is(err, jpegscale.ErrUnsupported):
 		return fmt.Errorf("%w: %w", ErrUnsupported, err)
 	case errors.Is(err, jpegscale.ErrTooLarge):
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
@@ -340,6 +380,15 @@ func toFrame(img image.Image, extentX, extentY float64) *frame {
 				c := color.RGBA{row[4*x], row[4*x+1], row[4*x+2], row[4*x+3]}
 				r, g, bl, a := c.RGBA()
 				put(y*w+x, r, g, bl, a)
+			}
+		}
+	case *image.CMYK: // image/jpeg's Adobe CMYK and YCCK files
+		for y := range h {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):]
+			for x := range w {
+				r, g, bl := color.CMYKToRGB(row[4*x], row[4*x+1], row[4*x+2], row[4*x+3])
+				i := y*w + x
+				f.planes[0].pix[i], f.planes[1].pix[i], f.planes[2].pix[i] = color.RGBToYCbCr(r, g, bl)
 			}
 		}
 	case *image.Paletted:

@@ -48,19 +48,20 @@ func textMask(text string, px float64) (*image.Alpha, error) {
 }
 
 // watermark draws text semi-transparently into the bottom-right corner of
-// f, in place. White and black over YCbCr are the same blend as over RGB
-// (the conversion is affine and both have neutral chroma), so the planes are
-// blended directly: luma toward 255 or 0, chroma toward 128 with the mean
-// alpha of the luma pixels each chroma sample covers.
-func watermark(f *frame, text string) error {
+// f, in place, and returns the rectangle it changed. White and black over
+// YCbCr are the same blend as over RGB (the conversion is affine and both
+// have neutral chroma), so the planes are blended directly: luma toward 255
+// or 0, chroma toward 128 with the mean alpha of the luma pixels each chroma
+// sample covers.
+func watermark(f *frame, text string) (image.Rectangle, error) {
 	if text == "" {
-		return nil
+		return image.Rectangle{}, nil
 	}
 	w, h := f.width(), f.height()
 	px := max(minFontPx, float64(min(w, h))/10)
 	mask, err := textMask(text, px)
 	if err != nil {
-		return err
+		return image.Rectangle{}, err
 	}
 	mb := mask.Bounds()
 	margin := int(px / 2)
@@ -69,7 +70,8 @@ func watermark(f *frame, text string) error {
 	y0 := max(0, h-margin-mb.Dy()-shadow)
 	blend(f, mask, x0+shadow, y0+shadow, 0, shadowAlpha)
 	blend(f, mask, x0, y0, 255, textAlpha)
-	return nil
+	changed := image.Rect(x0, y0, x0+mb.Dx()+shadow, y0+mb.Dy()+shadow)
+	return changed.Intersect(image.Rect(0, 0, w, h)), nil
 }
 
 // blend paints the grey level luma through mask at (x0, y0) with the given
