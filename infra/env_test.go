@@ -47,6 +47,10 @@ func wantEnv(s *Stack, d Deployable, p platform) map[string]string {
 	for _, c := range d.Dials() {
 		env[envName(c, "ADDR")] = p.addr(c)
 	}
+	if d.Kind == KindFunction {
+		// Cloud Run checks the push OIDC token; the emulator signs nothing.
+		env["SHOPFN_PUSH_AUTH"] = map[bool]string{true: "none", false: "cloudrun"}[p.emulators]
+	}
 	if !p.emulators && len(d.Dials()) > 0 {
 		env["SHOPFN_ID_TOKENS"] = "true" // Cloud Run's run.invoker check (shared/dial)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
@@ -67,6 +68,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		events.AttrID: orderID[1] + "-confirmed", events.AttrType: "order.confirmed",
 		events.AttrSource: "//shopfn/order", events.AttrSpecVersion: "1.0",
 	}
+	pushToken := token(t, dataDir, events.PushIdentity)
 	tests := []struct {
 		name  string
 		attrs map[string]string
@@ -81,7 +83,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// A permanent failure is acknowledged (2xx), not retried forever.
-			if code := push(t, url, tt.attrs, tt.data); code/100 != 2 {
+			if code := push(t, url, pushToken, tt.attrs, tt.data); code/100 != 2 {
 				t.Errorf("push %s = HTTP %d, want 2xx (acknowledged)", tt.name, code)
 			}
 			if after := fileState(t, pdf); after != before {
@@ -89,6 +91,39 @@ func TestDemoEndToEnd(t *testing.T) {
 			}
 		})
 	}
+
+	// Pushes are authenticated: no token, a forged one, or another
+	// service's are refused, and nothing happens.
+	other := token(t, dataDir, "imaging")
+	for name, tc := range map[string]struct {
+		token string
+		want  int
+	}{
+		"no token":         {"", http.StatusUnauthorized},
+		"forged token":     {pushToken[:len(pushToken)-4] + "AAAA", http.StatusUnauthorized},
+		"another identity": {other, http.StatusForbidden},
+	} {
+		if code := push(t, url, tc.token, confirmed, `{"orderId":"`+orderID[1]+`"}`); code != tc.want {
+			t.Errorf("push with %s = HTTP %d, want %d", name, code, tc.want)
+		}
+	}
+	if after := fileState(t, pdf); after != before {
+		t.Error("the invoice changed after refused pushes")
+	}
+}
+
+// token mints a service token with the dev key of dataDir.
+func token(t *testing.T, dataDir, service string) string {
+	t.Helper()
+	creds, err := serviceCredentials(dataDir, service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := creds.GetRequestMetadata(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(md["authorization"], "Bearer ")
 }
 
 // TestDemoWithPubSubEmulator runs the same flow with the real Pub/Sub
@@ -110,7 +145,7 @@ func with(m map[string]string, k, v string) map[string]string {
 }
 
 // push posts a Pub/Sub push envelope and returns the HTTP status.
-func push(t *testing.T, url string, attrs map[string]string, data string) int {
+func push(t *testing.T, url, token string, attrs map[string]string, data string) int {
 	t.Helper()
 	body, err := json.Marshal(map[string]any{
 		"message":      map[string]any{"data": []byte(data), "attributes": attrs, "messageId": "test-" + time.Now().Format("150405.000000000")},
@@ -119,7 +154,15 @@ func push(t *testing.T, url string, attrs map[string]string, data string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("push: %v", err)
 	}

@@ -52,6 +52,8 @@ type devOptions struct {
 	// events is where publishers send their outbox (relay.Outbox.Events).
 	events  string
 	project string
+	// pushAuth is how the functions authenticate pushes (SHOPFN_PUSH_AUTH).
+	pushAuth string
 	// out receives the functions' logs.
 	out io.Writer
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/shopfn/shopfn/functions/invoicing"
 	"github.com/shopfn/shopfn/infra"
 	"github.com/shopfn/shopfn/shared/dial"
+	"github.com/shopfn/shopfn/shared/events"
 	"github.com/shopfn/shopfn/shared/events/devbroker"
 	"github.com/shopfn/shopfn/shared/events/relay"
 )
@@ -52,6 +54,7 @@ func startBroker(ctx context.Context, log *slog.Logger, o *devOptions) (*broker,
 			return nil, fmt.Errorf("pubsub emulator at %s: %w", host, err)
 		}
 		o.events = "pubsub"
+		o.pushAuth = events.PushAuthNone // the emulator cannot sign its pushes
 		return &broker{client: c, close: func() { c.Close() },
 			describe: fmt.Sprintf("the emulator at %s (PUBSUB_EMULATOR_HOST), project %s, pushing to the functions", host, o.project)}, nil
 	}
@@ -67,9 +70,17 @@ func startBroker(ctx context.Context, log *slog.Logger, o *devOptions) (*broker,
 		return nil, err
 	}
 	o.events = srv.Addr
+	// Pushes carry a token of the push identity, signed with the dev key,
+	// which the functions verify (SHOPFN_PUSH_AUTH=shopfn).
+	pushCreds, err := serviceCredentials(o.dataDir, events.PushIdentity)
+	if err != nil {
+		c.Close()
+		srv.Close()
+		return nil, err
+	}
 	return &broker{
 		client: c,
-		bridge: &devbroker.Bridge{Client: c, Project: o.project, Stack: stack, URL: functionURL, HTTP: &http.Client{}, Log: log},
+		bridge: &devbroker.Bridge{Client: c, Project: o.project, Stack: stack, URL: functionURL, Credentials: pushCreds, HTTP: &http.Client{}, Log: log},
 		close: func() {
 			c.Close()
 			srv.Close()
@@ -139,6 +150,7 @@ func runFunctionDev(name string) func(ctx context.Context, o devOptions, log *sl
 			"PORT="+strconv.Itoa(o.port),
 			"SHOPFN_DATA_DIR="+dataDir,
 			"GOOGLE_CLOUD_PROJECT="+o.project,
+			"SHOPFN_PUSH_AUTH="+cmp.Or(o.pushAuth, events.PushAuthShopfn),
 		)
 		for dep, addr := range o.endpoints {
 			cmd.Env = append(cmd.Env, "SHOPFN_"+strings.ToUpper(dep)+"_ADDR="+addr)

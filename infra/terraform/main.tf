@@ -64,6 +64,8 @@ locals {
         SHOPFN_TRUSTED_PROXY_HOPS = "1"
       },
       try(d.database, "") != "" ? { SHOPFN_STORE = "firestore", SHOPFN_FIRESTORE_DATABASE = local.database_name[name] } : {},
+      # Cloud Run admits only the push subscription's OIDC identity.
+      d.kind == "function" ? { SHOPFN_PUSH_AUTH = "cloudrun" } : {},
       # Calls between services carry a Google ID token for run.invoker.
       length(concat(try(d.calls, []), try(d.uses, []))) > 0 ? { SHOPFN_ID_TOKENS = "true" } : {},
       { for c in concat(try(d.calls, []), try(d.uses, [])) : "SHOPFN_${upper(replace(c, "-", "_"))}_ADDR" => local.url[c] },

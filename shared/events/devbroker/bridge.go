@@ -14,6 +14,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/shopfn/shopfn/infra"
 )
@@ -31,6 +32,10 @@ type Bridge struct {
 	// Concurrency overrides the number of deliveries in flight per
 	// subscription; zero means the function's concurrency in the stack.
 	Concurrency int
+	// Credentials, when set, add their headers to every push (the dev
+	// bridge signs a token of events.PushIdentity with the dev key, as
+	// Pub/Sub attaches its OIDC token in the cloud).
+	Credentials credentials.PerRPCCredentials
 	HTTP        *http.Client
 	Log         *slog.Logger
 }
@@ -190,6 +195,15 @@ func (d *delivery) post(ctx context.Context, m *pubsubpb.ReceivedMessage) error 
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if d.b.Credentials != nil {
+		md, err := d.b.Credentials.GetRequestMetadata(ctx)
+		if err != nil {
+			return fmt.Errorf("push credentials: %w", err)
+		}
+		for k, v := range md {
+			req.Header.Set(k, v)
+		}
+	}
 	resp, err := d.b.HTTP.Do(req)
 	if err != nil {
 		return err

@@ -5,12 +5,15 @@ package function
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
+	"github.com/shopfn/shopfn/shared/auth"
 	"github.com/shopfn/shopfn/shared/config"
 	"github.com/shopfn/shopfn/shared/events"
 	"github.com/shopfn/shopfn/shared/serve"
@@ -35,11 +38,51 @@ func Main(ctx context.Context, name string, p serve.Platform, cfg any, open func
 	if err != nil {
 		return err
 	}
-	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", events.Function(name, log, h)); err != nil {
+	var push PushConfig
+	if err := config.Load(&push); err != nil {
 		return err
 	}
-	log.Info("starting", "config", config.LogValue(cfg))
+	handler, err := Guard(push, d, events.Function(name, log, h))
+	if err != nil {
+		return err
+	}
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", handler.ServeHTTP); err != nil {
+		return err
+	}
+	log.Info("starting", "config", config.LogValue(cfg), "push_auth", push.Mode)
 	err = funcframework.StartHostPort("", strconv.Itoa(p.Port))
 	log.Error("stopped", "error", err.Error())
 	return err
+}
+
+// PushConfig says how a function authenticates push requests.
+type PushConfig struct {
+	// Mode is events.PushAuthShopfn (a service token of events.PushIdentity
+	// signed with shopfn's keys: the dev push bridge), PushAuthCloudRun
+	// (Cloud Run checked Pub/Sub's OIDC token already) or PushAuthNone (the
+	// emulator's unsigned pushes).
+	Mode string `envconfig:"SHOPFN_PUSH_AUTH" default:"shopfn"`
+}
+
+// Guard wraps a function's handler with the push authentication cfg asks
+// for; d's keys verify shopfn tokens.
+func Guard(cfg PushConfig, d *serve.Deployment, h http.Handler) (http.Handler, error) {
+	switch cfg.Mode {
+	case events.PushAuthCloudRun, events.PushAuthNone:
+		return h, nil
+	case events.PushAuthShopfn:
+	default:
+		return nil, fmt.Errorf("SHOPFN_PUSH_AUTH=%q: want %s, %s or %s", cfg.Mode, events.PushAuthShopfn, events.PushAuthCloudRun, events.PushAuthNone)
+	}
+	v := d.Keys.NewVerifier(d.Platform.Auth)
+	return events.Authenticated(func(r *http.Request) error {
+		p, err := v.Verify(events.BearerToken(r))
+		if err != nil {
+			return events.ErrPushUnauthenticated
+		}
+		if p.Role != auth.RoleService || p.Subject != events.PushIdentity {
+			return events.ErrPushForbidden
+		}
+		return nil
+	}, h), nil
 }
