@@ -205,7 +205,7 @@ func failure(err error) string {
 	case errors.Is(err, variants.ErrTooLarge):
 		return "the image has too many pixels"
 	case errors.Is(err, variants.ErrUnsupported):
-		return "the file is not a JPEG, PNG or GIF image"
+		return "the file is not a JPEG, PNG, GIF or WebP image"
 	case errors.Is(err, variants.ErrCorrupt):
 		return "the image is truncated or corrupt"
 	}

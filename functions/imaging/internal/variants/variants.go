@@ -26,8 +26,11 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+
 	"sync"
 	"time"
+
+	"golang.org/x/image/webp"
 
 	"github.com/shopfn/shopfn/functions/imaging/internal/jpegenc"
 	"github.com/shopfn/shopfn/functions/imaging/internal/jpegscale"
@@ -39,7 +42,7 @@ var (
 	// ErrTooLarge means the declared dimensions exceed Options.MaxPixels;
 	// it is decided from the header, before any pixel is decoded.
 	ErrTooLarge = errors.New("variants: image too large")
-	// ErrUnsupported means the data is not a JPEG, PNG or GIF (or uses a
+	// ErrUnsupported means the data is not a JPEG, PNG, GIF or WebP (or uses a
 	// feature no decoder here handles, such as arithmetic-coded JPEG).
 	ErrUnsupported = errors.New("variants: unsupported image format")
 	// ErrCorrupt means the data is truncated or malformed.
@@ -118,7 +121,7 @@ type Variant struct {
 }
 
 // Make produces the thumbnail, medium and watermarked variants of src, a
-// JPEG, PNG or GIF (the format is sniffed from the bytes, never taken from
+// JPEG, PNG, GIF or WebP (the format is sniffed from the bytes, never taken from
 // metadata), in that order. Images are never upscaled and keep their aspect
 // ratio; JPEGs are turned upright per their Exif orientation. Errors other
 // than ErrTooLarge, ErrUnsupported and ErrCorrupt (for instance ctx's) are
@@ -252,11 +255,16 @@ var magics = []struct {
 	{"gif", "GIF89a"},
 }
 
+// isWebP reports a RIFF container of WebP: "RIFF", a size, "WEBP".
+func isWebP(src []byte) bool {
+	return len(src) >= 12 && string(src[:4]) == "RIFF" && string(src[8:12]) == "WEBP"
+}
+
 // sniff identifies src by its magic number and reads its header with
 // image.DecodeConfig, which allocates nothing proportional to the declared
 // size.
 func sniff(src []byte) (image.Config, string, error) {
-	known := false
+	known := isWebP(src) // the catalog accepts WebP uploads
 	for _, m := range magics {
 		known = known || bytes.HasPrefix(src, []byte(m.magic))
 	}
@@ -318,6 +326,8 @@ func decode(ctx context.Context, src []byte, format string, cfg image.Config, op
 		img, err = png.Decode(r)
 	case "gif":
 		img, err = gif.Decode(r)
+	case "webp":
+		img, err = webp.Decode(r)
 	}
 	if err != nil {
 		return nil, classify(err)
