@@ -114,6 +114,11 @@ type Subscription struct {
 	MaxBackoff          Duration `yaml:"maxBackoff"`
 	MaxDeliveryAttempts int      `yaml:"maxDeliveryAttempts"`
 	DeadLetterTopic     string   `yaml:"deadLetterTopic"`
+	// Ordered delivers messages with the same ordering key one at a time,
+	// in publish order (the relay sets the aggregate id as key). Off by
+	// default: it costs throughput, and a topic of one event type rarely
+	// needs it.
+	Ordered bool `yaml:"ordered"`
 }
 
 // Bucket is an object storage bucket.

@@ -17,6 +17,9 @@ resource "google_pubsub_subscription" "subscription" {
   topic                = google_pubsub_topic.topic[each.value.topic].id
   ack_deadline_seconds = local.subscription_seconds[each.key].ackDeadline
 
+  # One ordering key's messages one at a time, where the stack asks.
+  enable_message_ordering = try(each.value.ordered, false)
+
   message_retention_duration = "604800s"
 
   expiration_policy {

@@ -91,13 +91,58 @@ func Append(ctx context.Context, tx *sql.Tx, e Event) (string, error) {
 	}
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
-	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, type, source, subject, ordering_key, time, data, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.Type, e.Source, e.Subject, e.OrderingKey, e.Time.UnixMicro(), data, carrier.Get("traceparent"))
+	args := []any{e.ID, e.Type, e.Source, e.Subject, e.OrderingKey, e.Time.UnixMicro(), data, carrier.Get("traceparent")}
+	if stmt := prepared(tx, sqlInsert); stmt != nil {
+		_, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	} else {
+		_, err = tx.ExecContext(ctx, sqlInsert, args...)
+	}
 	if err != nil {
 		return "", fmt.Errorf("outbox: insert %s: %w", e.Type, err)
 	}
 	store.AfterCommit(tx, signal)
 	return e.ID, nil
+}
+
+const sqlMarkSent = `UPDATE outbox SET sent_time = ? WHERE sent_time IS NULL AND id IN (SELECT value FROM json_each(?))`
+
+const sqlInsert = `INSERT INTO outbox (id, type, source, subject, ordering_key, time, data, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+// statements caches the outbox's prepared statements: {*sql.DB, SQL} →
+// *sql.Stmt. Parsing the SQL of every insert cost more than the insert.
+var statements sync.Map
+
+type stmtKey struct {
+	db  *sql.DB
+	sql string
+}
+
+// prepared returns the statement prepared on tx's database, or nil when tx
+// is not an InTx transaction or preparing failed (then the caller runs the
+// SQL unprepared, and the failure shows there).
+func prepared(tx *sql.Tx, query string) *sql.Stmt {
+	db, ok := store.DBOf(tx)
+	if !ok {
+		return nil
+	}
+	return preparedOn(db, query)
+}
+
+// preparedOn returns query prepared on db, cached; nil if it fails.
+func preparedOn(db *sql.DB, query string) *sql.Stmt {
+	k := stmtKey{db, query}
+	if s, ok := statements.Load(k); ok {
+		return s.(*sql.Stmt)
+	}
+	s, err := db.Prepare(query)
+	if err != nil {
+		return nil
+	}
+	if old, loaded := statements.LoadOrStore(k, s); loaded {
+		s.Close()
+		return old.(*sql.Stmt)
+	}
+	return s
 }
 
 // signals holds one coalescing channel per database: *sql.DB → chan struct{}.
@@ -153,7 +198,13 @@ func All(ctx context.Context, db *sql.DB) ([]Row, error) {
 }
 
 func query(ctx context.Context, db *sql.DB, q string, args ...any) ([]Row, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
+	var rows *sql.Rows
+	var err error
+	if stmt := preparedOn(db, q); stmt != nil {
+		rows, err = stmt.QueryContext(ctx, args...)
+	} else {
+		rows, err = db.QueryContext(ctx, q, args...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", err)
 	}
@@ -183,8 +234,13 @@ func MarkSent(ctx context.Context, db *sql.DB, ids ...string) error {
 	return store.InTx(ctx, db, func(tx *sql.Tx) error {
 		// One statement for the whole batch: json_each turns the list into
 		// rows, and the unique index on id finds each.
-		_, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_time = ? WHERE sent_time IS NULL AND id IN (SELECT value FROM json_each(?))`,
-			time.Now().UnixMicro(), string(list))
+		args := []any{time.Now().UnixMicro(), string(list)}
+		var err error
+		if stmt := preparedOn(db, sqlMarkSent); stmt != nil {
+			_, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, sqlMarkSent, args...)
+		}
 		if err != nil {
 			return fmt.Errorf("outbox: mark %d events sent: %w", len(ids), err)
 		}

@@ -176,6 +176,8 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	}
 	defer tx.Rollback()
 	defer afterCommit.Delete(tx) // hooks of a rolled-back tx never run
+	txDB.Store(tx, db)
+	defer txDB.Delete(tx)
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -188,6 +190,19 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 		}
 	}
 	return nil
+}
+
+// txDB maps the transactions open in InTx to their database.
+var txDB sync.Map
+
+// DBOf returns the database of tx, a transaction open in InTx (for
+// statements prepared once per database and used in its transactions).
+func DBOf(tx *sql.Tx) (*sql.DB, bool) {
+	db, ok := txDB.Load(tx)
+	if !ok {
+		return nil, false
+	}
+	return db.(*sql.DB), true
 }
 
 // afterCommit holds the hooks of transactions open in InTx: *sql.Tx →

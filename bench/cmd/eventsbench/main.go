@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -44,13 +45,25 @@ import (
 func main() {
 	rate := flag.Int("rate", 10000, "events committed per second")
 	dur := flag.Duration("d", 10*time.Second, "how long to produce")
-	producers := flag.Int("producers", 8, "goroutines committing events, one event per transaction")
+	producers := flag.Int("producers", 8, "goroutines committing events")
+	perTx := flag.Int("per-tx", 1, "events per transaction (1: as a service commits one change; more measures the event path with the commit cost shared)")
 	concurrency := flag.Int("push-concurrency", 256, "deliveries in flight in the push bridge")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
-	r, err := run(*rate, *dur, *producers, *concurrency)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	r, err := run(*rate, *dur, *producers, *perTx, *concurrency)
 	if err != nil {
-		log.Fatal(err)
+		log.Fatal(err) //nolint:gocritic // the profile of a failed run is worthless
 	}
 	if *asJSON {
 		json.NewEncoder(os.Stdout).Encode(r)
@@ -86,7 +99,7 @@ type tracker struct {
 	count     atomic.Int64
 }
 
-func run(rate int, dur time.Duration, producers, concurrency int) (report, error) {
+func run(rate int, dur time.Duration, producers, perTx, concurrency int) (report, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_ = io.Discard
@@ -149,7 +162,7 @@ func run(rate int, dur time.Duration, producers, concurrency int) (report, error
 	wg.Go(func() { rl.Run(ctx) })
 	waitUp(url)
 
-	// Producers: paced, one event per transaction, as a service commits.
+	// Producers: paced, perTx events per transaction.
 	start := time.Now()
 	total := int(float64(rate) * dur.Seconds())
 	var next atomic.Int64
@@ -157,26 +170,36 @@ func run(rate int, dur time.Duration, producers, concurrency int) (report, error
 	for range producers {
 		pwg.Go(func() {
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= total {
+				first := int(next.Add(int64(perTx))) - perTx
+				if first >= total {
 					return
 				}
-				due := start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))
+				due := start.Add(time.Duration(float64(first) / float64(rate) * float64(time.Second)))
 				if d := time.Until(due); d > 0 {
 					time.Sleep(d)
 				}
-				id := "evt-" + strconv.Itoa(i)
+				var ids []string
+				for i := first; i < min(first+perTx, total); i++ {
+					ids = append(ids, "evt-"+strconv.Itoa(i))
+				}
 				err := store.InTx(ctx, db, func(tx *sql.Tx) error {
-					_, err := outbox.Append(ctx, tx, outbox.Event{ID: id, Type: outbox.TypeOrderConfirmed, Source: "//bench",
-						Subject: id, Data: &eventsv1.OrderConfirmed{OrderId: id}})
-					return err
+					for _, id := range ids {
+						_, err := outbox.Append(ctx, tx, outbox.Event{ID: id, Type: outbox.TypeOrderConfirmed, Source: "//bench",
+							Subject: id, Data: &eventsv1.OrderConfirmed{OrderId: id}})
+						if err != nil {
+							return err
+						}
+					}
+					return nil
 				})
 				now := time.Now()
 				if err != nil {
-					log.Fatalf("commit %s: %v", id, err)
+					log.Fatalf("commit %v: %v", ids, err)
 				}
 				tr.mu.Lock()
-				tr.committed[id] = now
+				for _, id := range ids {
+					tr.committed[id] = now
+				}
 				tr.mu.Unlock()
 			}
 		})

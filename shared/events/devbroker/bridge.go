@@ -45,7 +45,7 @@ type Bridge struct {
 // after a quiet spell well inside the 50 ms lag budget.
 const (
 	idleMin = time.Millisecond
-	idleMax = 20 * time.Millisecond
+	idleMax = 5 * time.Millisecond
 )
 
 // Run delivers until ctx ends.

@@ -55,10 +55,13 @@ func Provision(ctx context.Context, c *pubsub.Client, project string, stack *inf
 	}
 	for _, s := range stack.Subscriptions {
 		sub := &pubsubpb.Subscription{
-			Name:                  SubscriptionPath(project, s.Name),
-			Topic:                 TopicPath(project, s.Topic),
-			AckDeadlineSeconds:    int32(s.AckDeadline.Seconds()),
-			EnableMessageOrdering: true,
+			Name:               SubscriptionPath(project, s.Name),
+			Topic:              TopicPath(project, s.Topic),
+			AckDeadlineSeconds: int32(s.AckDeadline.Seconds()),
+			// Ordered delivery only where the stack asks for it: every topic
+			// carries one event type, and an ordered pstest subscription
+			// regroups all its messages on every pull.
+			EnableMessageOrdering: s.Ordered,
 		}
 		if s.DeadLetterTopic != "" {
 			sub.DeadLetterPolicy = &pubsubpb.DeadLetterPolicy{

@@ -37,6 +37,7 @@ func testStack(t *testing.T) *infra.Stack {
 		t.Fatal(err)
 	}
 	for i := range s.Subscriptions {
+		s.Subscriptions[i].Ordered = true // TestOneOrdersEventsArriveInOrder
 		s.Subscriptions[i].MinBackoff.Duration = 10 * time.Millisecond
 		s.Subscriptions[i].MaxBackoff.Duration = 40 * time.Millisecond
 	}
