@@ -292,3 +292,37 @@ func (e *env) object(t *testing.T, name string) []byte {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestOutOfOrderDeliveryKeepsEachImage: an older image's event arriving
+// after a newer image was processed records the older image's variants on
+// it alone; the newer image keeps its own.
+func TestOutOfOrderDeliveryKeepsEachImage(t *testing.T) {
+	e := start(t)
+	p := e.product(t, "mug-ooo")
+	first := e.upload(t, p.GetId(), photo(900, 600))
+	_, im1 := e.settled(t, p.GetId(), first)
+	second := e.upload(t, p.GetId(), photo(600, 900))
+	_, im2 := e.settled(t, p.GetId(), second)
+	if code := e.redeliver(t, p.GetId(), first, im1); code/100 != 2 {
+		t.Fatalf("late delivery of the first image = HTTP %d", code)
+	}
+	after, _ := e.settled(t, p.GetId(), second)
+	byID := map[string]*catalogv1.ProductImage{}
+	for _, im := range after.GetImages() {
+		byID[im.GetImageId()] = im
+	}
+	for _, want := range []*catalogv1.ProductImage{im1, im2} {
+		got := byID[want.GetImageId()]
+		if got.GetState() != catalogv1.ImageState_IMAGE_STATE_READY || len(got.GetVariants()) != len(want.GetVariants()) {
+			t.Fatalf("image %s after the late event = %v, want it READY as before", want.GetImageId(), got)
+		}
+		for i, v := range got.GetVariants() {
+			if v.GetObject() != want.GetVariants()[i].GetObject() || v.GetWidth() != want.GetVariants()[i].GetWidth() {
+				t.Errorf("image %s variant %d = %v, want %v", want.GetImageId(), i, v, want.GetVariants()[i])
+			}
+		}
+	}
+	if w, h := byID[second].GetVariants()[1].GetWidth(), byID[second].GetVariants()[1].GetHeight(); w >= h {
+		t.Errorf("the second (portrait) image's medium is %d×%d: overwritten by the first's", w, h)
+	}
+}
