@@ -69,7 +69,7 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate port", "devPort: 9002", "devPort: 9001", "devPort"},
 		{"unknown caller", "callers: [order]", "callers: [ordr]", "unknown caller"},
 		{"schedule target", "target: order\n    method: /shopfn.order.v1.OrderService/Resume", "target: payment\n    method: /shopfn.order.v1.OrderService/Resume", "callers"},
-		{"internal callee not granted", "callers: [order, scheduler]", "callers: [scheduler]", "does not list it among its callers"},
+		{"internal callee not granted", "callers: [order]\n", "callers: [scheduler]\n", "does not list it among its callers"},
 		{"caller that does not call", "callers: [invoicing, scheduler]", "callers: [invoicing, imaging, scheduler]", "does not list it in calls"},
 		{"uses unknown", "uses: [order, user]", "uses: [order, usr]", "unknown deployable"},
 		{"uses itself", "uses: [order, user]", "uses: [order, user, support]", "repeats itself or calls"},

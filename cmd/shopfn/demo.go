@@ -10,6 +10,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,23 @@ var demoCatalog = []*catalogv1.ProductDraft{
 	{Sku: "demo-tee", Name: "Organic tee — Zoë edition", Description: "Cotton t-shirt, printed in Lyon.", Category: demoCategory, Price: eur(2400), Active: true},
 	{Sku: "demo-tea", Name: "Sencha 煎茶 100 g", Description: "Green tea from Shizuoka.", Category: demoCategory, Price: eur(890), Active: true},
 	{Sku: "demo-map", Name: "Trail map", Description: "Waterproof hiking map.", Category: demoCategory, Price: eur(1100), Active: true},
+}
+
+// demoServices are the deployables the demo calls.
+var demoServices = []string{"user", "catalog", "inventory", "order", "support"}
+
+// cloudRunAddrs turns https://PROJECT_NUMBER.REGION.run.app into each demo
+// service's deterministic Cloud Run URL, https://NAME-PROJECT_NUMBER.REGION.run.app.
+func cloudRunAddrs(target string) (map[string]string, error) {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("--target %q: want https://PROJECT_NUMBER.REGION.run.app", target)
+	}
+	addrs := map[string]string{}
+	for _, name := range demoServices {
+		addrs[name] = "https://" + name + "-" + u.Host
+	}
+	return addrs, nil
 }
 
 func eur(minor int64) *commonv1.Money {
@@ -75,16 +93,29 @@ It exits non-zero when a step fails.
 The admin account is --admin-email (shopfn dev makes it an admin when it
 registers); the demo registers it on first use with --admin-password.
 Services are at the ports of shopfn dev unless SHOPFN_<SERVICE>_ADDR says
-otherwise.`,
+otherwise, or --target names a Cloud Run deployment.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d.out = cmd.OutOrStdout()
 			return d.run(cmd.Context())
 		},
 	}
-	for _, name := range []string{"user", "catalog", "inventory", "order", "support"} {
+	for _, name := range demoServices {
 		d.addrs[name] = envOr("SHOPFN_"+strings.ToUpper(name)+"_ADDR", defaultAddr(name))
 	}
+	var target string
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if target == "" {
+			return nil
+		}
+		addrs, err := cloudRunAddrs(target)
+		if err != nil {
+			return err
+		}
+		d.addrs = addrs
+		return nil
+	}
+	cmd.Flags().StringVar(&target, "target", "", "a Cloud Run deployment: https://PROJECT_NUMBER.REGION.run.app (terraform output demo_target); each service is then https://NAME-PROJECT_NUMBER.REGION.run.app")
 	cmd.Flags().StringVar(&d.adminEmail, "admin-email", "admin@shopfn.local", "the admin account")
 	cmd.Flags().StringVar(&d.adminPassword, "admin-password", envOr("SHOPFN_ADMIN_PASSWORD", "demo-admin-password"), "its password ($SHOPFN_ADMIN_PASSWORD)")
 	cmd.Flags().StringVar(&d.dataDir, "data-dir", ".data", "the data directory of shopfn dev, to show where files landed")

@@ -189,3 +189,18 @@ func fileState(t *testing.T, path string) fileStat {
 	}
 	return fileStat{sum: sha256.Sum256(b), mtime: fi.ModTime(), head: string(b[:min(len(b), 5)])}
 }
+
+func TestCloudRunAddrs(t *testing.T) {
+	got, err := cloudRunAddrs("https://123456789012.europe-west1.run.app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "https://order-123456789012.europe-west1.run.app"; got["order"] != want {
+		t.Errorf("cloudRunAddrs()[order] = %q, want %q", got["order"], want)
+	}
+	for _, bad := range []string{"http://1.europe-west1.run.app", "europe-west1.run.app", "https://1.run.app/path", "https://"} {
+		if _, err := cloudRunAddrs(bad); err == nil {
+			t.Errorf("cloudRunAddrs(%q) = nil error", bad)
+		}
+	}
+}

@@ -17,3 +17,8 @@ output "image_repository" {
   description = "Where to push the images (KO_DOCKER_REPO, skaffold --default-repo)."
   value       = local.registry
 }
+
+output "demo_target" {
+  description = "The --target of shopfn demo: Cloud Run's deterministic service URLs are https://NAME-PROJECT_NUMBER.REGION.run.app."
+  value       = "https://${local.number}.${local.region}.run.app"
+}
