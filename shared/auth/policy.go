@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -100,8 +101,11 @@ type Authenticator struct {
 	limiter  *Limiter
 	hops     int
 	// callers, when not nil, are the services whose tokens internal methods
-	// accept (by subject); nil accepts any service.
-	callers map[string]bool
+	// accept (by subject); nil accepts any service. callersFrom, when set,
+	// fills it on the first internal call.
+	callers     map[string]bool
+	callersFrom func() []string
+	callersOnce sync.Once
 }
 
 // NewAuthenticator returns an authenticator for policy. The rate limit and
@@ -123,6 +127,26 @@ func (a *Authenticator) OnlyCallers(names []string) *Authenticator {
 		a.callers[n] = true
 	}
 	return a
+}
+
+// OnlyCallersFrom is OnlyCallers with the names read by from on the first
+// internal call, which keeps that reading (infra/stack.yaml) off a cold
+// start. from returning nil accepts any service.
+func (a *Authenticator) OnlyCallersFrom(from func() []string) *Authenticator {
+	a.callersFrom = from
+	return a
+}
+
+// allowedCaller reports whether internal methods answer this service.
+func (a *Authenticator) allowedCaller(subject string) bool {
+	a.callersOnce.Do(func() {
+		if a.callersFrom != nil {
+			if names := a.callersFrom(); names != nil {
+				a.OnlyCallers(names)
+			}
+		}
+	})
+	return a.callers == nil || a.callers[subject]
 }
 
 // Policy returns the policy the authenticator enforces.
@@ -155,7 +179,7 @@ func (a *Authenticator) Authorize(ctx context.Context, fullMethod string) (conte
 	case access == Admin && p.Role != RoleAdmin,
 		access == Internal && p.Role != RoleService:
 		return ctx, ErrPermissionDenied
-	case access == Internal && a.callers != nil && !a.callers[p.Subject]:
+	case access == Internal && !a.allowedCaller(p.Subject):
 		return ctx, ErrPermissionDenied.With("caller", p.Subject)
 	}
 	if a.limiter != nil && p.Role != RoleService {

@@ -126,15 +126,16 @@ type Options struct {
 	Verifier *auth.Verifier
 	// Auth carries the rate-limit and proxy settings.
 	Auth auth.Config
-	// Callers, when not nil, are the only services whose tokens the
-	// internal methods accept (by the token's subject).
-	Callers []string
+	// Callers, when set, returns the only services whose tokens the
+	// internal methods accept (by the token's subject); it runs on the
+	// first internal call. Nil, or a nil result, accepts any service.
+	Callers func() []string
 }
 
 func newAuthenticator(policy auth.Policy, o Options) *auth.Authenticator {
 	a := auth.NewAuthenticator(policy, o.Verifier, o.Auth)
 	if o.Callers != nil {
-		a.OnlyCallers(o.Callers)
+		a.OnlyCallersFrom(o.Callers)
 	}
 	return a
 }
