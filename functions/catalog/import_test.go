@@ -150,7 +150,7 @@ func TestBulkImportTenThousand(t *testing.T) {
 func TestBulkImportTooLong(t *testing.T) {
 	e := start(t, nil)
 	_, err := e.bulkImport(e.admin, items("BULK", 10_001))
-	servetest.WantErr(t, err, codes.ResourceExhausted, "MESSAGE_TOO_LARGE")
+	servetest.WantErr(t, err, codes.ResourceExhausted, "IMPORT_TOO_LARGE")
 	if n := e.rows(t); n != 10_000 {
 		t.Errorf("products after an overlong import = %d, want the first 10,000", n)
 	}

@@ -282,7 +282,7 @@ func TestSetStockBelowReserved(t *testing.T) {
 	e.reserve(t, "ord_1", line("SKU-1", 6))
 	before := e.snapshot(t)
 	_, err := e.client.SetStock(e.admin, &inventoryv1.SetStockRequest{Sku: "SKU-1", OnHand: 5})
-	servetest.WantErr(t, err, codes.FailedPrecondition, "INSUFFICIENT_STOCK")
+	servetest.WantErr(t, err, codes.FailedPrecondition, "STOCK_BELOW_RESERVED")
 	if md := apperr.Metadata(err); md["sku"] != "SKU-1" || md["reserved"] != "6" {
 		t.Errorf("SetStock(below reserved) metadata = %v, want sku and reserved", md)
 	}
@@ -402,10 +402,10 @@ func TestReserveFailuresChangeNothing(t *testing.T) {
 			codes.FailedPrecondition, "INSUFFICIENT_STOCK", map[string]string{"sku": "SKU-1", "requested": "7", "available": "6"}},
 		{"held order with other lines",
 			&inventoryv1.ReserveRequest{OrderId: "ord_held", Lines: []*inventoryv1.Line{line("SKU-1", 5)}},
-			codes.AlreadyExists, "IDEMPOTENCY_KEY_REUSED", map[string]string{"order_id": "ord_held"}},
+			codes.AlreadyExists, "RESERVATION_MISMATCH", map[string]string{"order_id": "ord_held"}},
 		{"held order with an extra line",
 			&inventoryv1.ReserveRequest{OrderId: "ord_held", Lines: []*inventoryv1.Line{line("SKU-1", 4), line("SKU-2", 1)}},
-			codes.AlreadyExists, "IDEMPOTENCY_KEY_REUSED", map[string]string{"order_id": "ord_held"}},
+			codes.AlreadyExists, "RESERVATION_MISMATCH", map[string]string{"order_id": "ord_held"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

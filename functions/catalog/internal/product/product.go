@@ -94,7 +94,7 @@ var (
 	ErrImageType     = apperr.New(apperr.Invalid, errorsv1.ErrorReason_IMAGE_TYPE_UNSUPPORTED, "image type not supported: send JPEG, PNG or WebP")
 	// ErrImportTooLong uses MESSAGE_TOO_LARGE, the closest reason to "the
 	// stream is too long".
-	ErrImportTooLong = apperr.New(apperr.Exhausted, errorsv1.ErrorReason_MESSAGE_TOO_LARGE, "import streams are limited to 10,000 items: the first 10,000 were processed, the rest refused")
+	ErrImportTooLong = apperr.New(apperr.Exhausted, errorsv1.ErrorReason_IMPORT_TOO_LARGE, "import streams are limited to 10,000 items: the first 10,000 were processed, the rest refused")
 	// ErrQueryTooBroad is what a store that filters part of a listing in
 	// memory (catalogfs) returns when it read its bound of products without
 	// filling the page: failing says so, where a short page would silently

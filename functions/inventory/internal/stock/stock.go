@@ -87,13 +87,13 @@ func (r Reservation) ExpiredAt(now time.Time) bool {
 var (
 	ErrSKUNotFound         = apperr.New(apperr.NotFound, errorsv1.ErrorReason_SKU_NOT_FOUND, "no stock record for this SKU")
 	ErrInsufficientStock   = apperr.New(apperr.Precondition, errorsv1.ErrorReason_INSUFFICIENT_STOCK, "not enough available units")
-	ErrBelowReserved       = apperr.New(apperr.Precondition, errorsv1.ErrorReason_INSUFFICIENT_STOCK, "on_hand would be below the units currently reserved")
+	ErrBelowReserved       = apperr.New(apperr.Precondition, errorsv1.ErrorReason_STOCK_BELOW_RESERVED, "on_hand would be below the units currently reserved")
 	ErrReservationNotFound = apperr.New(apperr.NotFound, errorsv1.ErrorReason_RESERVATION_NOT_FOUND, "no reservation for this order")
 	ErrReservationReleased = apperr.New(apperr.Precondition, errorsv1.ErrorReason_RESERVATION_NOT_FOUND, "the reservation was released; nothing is held to commit")
 	ErrReservationExpired  = apperr.New(apperr.Precondition, errorsv1.ErrorReason_RESERVATION_EXPIRED, "the reservation expired")
-	// ErrOrderReused uses the order service's IDEMPOTENCY_KEY_REUSED: the
-	// order id is Reserve's idempotency key, reused with other lines.
-	ErrOrderReused = apperr.New(apperr.Conflict, errorsv1.ErrorReason_IDEMPOTENCY_KEY_REUSED, "this order already holds a reservation with different lines")
+	// ErrOrderReused: the order id is Reserve's idempotency key, reused
+	// with other lines.
+	ErrOrderReused = apperr.New(apperr.Conflict, errorsv1.ErrorReason_RESERVATION_MISMATCH, "this order already holds a reservation with different lines")
 )
 
 // LowStock is the event recorded when a SKU's available units fall to or

@@ -84,6 +84,8 @@ const (
 	ErrorReason_IMAGE_TYPE_UNSUPPORTED ErrorReason = 204
 	// The product exists but is not for sale.
 	ErrorReason_PRODUCT_INACTIVE ErrorReason = 205
+	// An import stream sent more items than one import takes (10,000).
+	ErrorReason_IMPORT_TOO_LARGE ErrorReason = 206
 	// Not enough available units for at least one line.
 	ErrorReason_INSUFFICIENT_STOCK ErrorReason = 300
 	// No reservation exists for the order.
@@ -92,6 +94,10 @@ const (
 	ErrorReason_RESERVATION_EXPIRED ErrorReason = 302
 	// No stock record exists for the SKU.
 	ErrorReason_SKU_NOT_FOUND ErrorReason = 303
+	// SetStock would put on_hand below the units currently reserved.
+	ErrorReason_STOCK_BELOW_RESERVED ErrorReason = 304
+	// The order already holds a reservation with other lines.
+	ErrorReason_RESERVATION_MISMATCH ErrorReason = 305
 	// The processor declined the payment.
 	ErrorReason_PAYMENT_DECLINED ErrorReason = 400
 	// No payment exists for the order.
@@ -148,10 +154,13 @@ var (
 		203: "IMAGE_TOO_LARGE",
 		204: "IMAGE_TYPE_UNSUPPORTED",
 		205: "PRODUCT_INACTIVE",
+		206: "IMPORT_TOO_LARGE",
 		300: "INSUFFICIENT_STOCK",
 		301: "RESERVATION_NOT_FOUND",
 		302: "RESERVATION_EXPIRED",
 		303: "SKU_NOT_FOUND",
+		304: "STOCK_BELOW_RESERVED",
+		305: "RESERVATION_MISMATCH",
 		400: "PAYMENT_DECLINED",
 		401: "PAYMENT_NOT_FOUND",
 		402: "CAPTURE_EXCEEDS_AUTHORIZATION",
@@ -192,10 +201,13 @@ var (
 		"IMAGE_TOO_LARGE":               203,
 		"IMAGE_TYPE_UNSUPPORTED":        204,
 		"PRODUCT_INACTIVE":              205,
+		"IMPORT_TOO_LARGE":              206,
 		"INSUFFICIENT_STOCK":            300,
 		"RESERVATION_NOT_FOUND":         301,
 		"RESERVATION_EXPIRED":           302,
 		"SKU_NOT_FOUND":                 303,
+		"STOCK_BELOW_RESERVED":          304,
+		"RESERVATION_MISMATCH":          305,
 		"PAYMENT_DECLINED":              400,
 		"PAYMENT_NOT_FOUND":             401,
 		"CAPTURE_EXCEEDS_AUTHORIZATION": 402,
@@ -243,7 +255,7 @@ var File_shopfn_errors_v1_errors_proto protoreflect.FileDescriptor
 
 const file_shopfn_errors_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x1dshopfn/errors/v1/errors.proto\x12\x10shopfn.errors.v1*\xca\a\n" +
+	"\x1dshopfn/errors/v1/errors.proto\x12\x10shopfn.errors.v1*\x97\b\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x11\n" +
@@ -271,11 +283,14 @@ const file_shopfn_errors_v1_errors_proto_rawDesc = "" +
 	"STALE_ETAG\x10\xca\x01\x12\x14\n" +
 	"\x0fIMAGE_TOO_LARGE\x10\xcb\x01\x12\x1b\n" +
 	"\x16IMAGE_TYPE_UNSUPPORTED\x10\xcc\x01\x12\x15\n" +
-	"\x10PRODUCT_INACTIVE\x10\xcd\x01\x12\x17\n" +
+	"\x10PRODUCT_INACTIVE\x10\xcd\x01\x12\x15\n" +
+	"\x10IMPORT_TOO_LARGE\x10\xce\x01\x12\x17\n" +
 	"\x12INSUFFICIENT_STOCK\x10\xac\x02\x12\x1a\n" +
 	"\x15RESERVATION_NOT_FOUND\x10\xad\x02\x12\x18\n" +
 	"\x13RESERVATION_EXPIRED\x10\xae\x02\x12\x12\n" +
-	"\rSKU_NOT_FOUND\x10\xaf\x02\x12\x15\n" +
+	"\rSKU_NOT_FOUND\x10\xaf\x02\x12\x19\n" +
+	"\x14STOCK_BELOW_RESERVED\x10\xb0\x02\x12\x19\n" +
+	"\x14RESERVATION_MISMATCH\x10\xb1\x02\x12\x15\n" +
 	"\x10PAYMENT_DECLINED\x10\x90\x03\x12\x16\n" +
 	"\x11PAYMENT_NOT_FOUND\x10\x91\x03\x12\"\n" +
 	"\x1dCAPTURE_EXCEEDS_AUTHORIZATION\x10\x92\x03\x12\x1a\n" +
