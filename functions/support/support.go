@@ -4,13 +4,12 @@
 //
 // Messages are stored in SQLite, or in Firestore with SHOPFN_STORE=firestore
 // (each one in its room's sequence, before anyone receives it), and fanned
-// out in process by supportdb.Hub: one instance owns its SQLite file, so it
-// serves every participant of its rooms. With Firestore the store is shared
-// by every instance, but the fan-out still reaches only the participants
-// connected to the instance that stored the message (until a Firestore-
-// listener Hub exists), so run one instance. The fan-out sits behind chat.Hub, whose subscribers resume from a
-// seq, so a cloud adapter (Firestore listeners, or Pub/Sub) can spread the
-// participants of a room over many instances without changing the domain.
+// out by a chat.Hub. With SQLite that is supportdb.Hub, in process: one
+// instance owns its SQLite file, so it serves every participant of its
+// rooms. With Firestore it is supportfs.Hub: each instance listens to the
+// messages of the rooms its participants joined, so a message stored by
+// one instance reaches the participants of every instance, and the service
+// scales out.
 //
 // The same code runs as its own container (functions/support/cmd),
 // in-process under `shopfn dev`, and in tests: Run takes a listener and
@@ -84,25 +83,33 @@ func Main(ctx context.Context) error {
 type chatStore interface {
 	chat.Store
 	serve.Dependency
-	Close() error
 }
 
 // Run serves the support service on lis until ctx ends. Messages are kept
-// in SQLite, or in Firestore when cfg.Store says so; either way they are
-// fanned out in process (supportdb.Hub).
+// in SQLite and fanned out in process (supportdb.Hub), or, when cfg.Store
+// says so, kept in Firestore and fanned out across instances by Firestore
+// listeners (supportfs.Hub).
 func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) error {
 	useFirestore, err := cfg.UsesFirestore()
 	if err != nil {
 		return err
 	}
 	// The database opens while the rest starts; calls wait for it.
-	var db chatStore
+	var (
+		db  chatStore
+		hub chat.Hub
+	)
 	if useFirestore {
-		db = supportfs.Open(ctx, cfg.ProjectID, cfg.FirestoreDatabaseName(Name))
+		fs := supportfs.Open(ctx, cfg.ProjectID, cfg.FirestoreDatabaseName(Name))
+		defer fs.Close()
+		fh := supportfs.NewHub(ctx, log, fs, supportdb.NewHub(fs, cfg.OutgoingBuffer))
+		defer fh.Close() // before the store closes
+		db, hub = fs, fh
 	} else {
-		db = supportdb.Open(ctx, cfg.DataFile(cfg.Database, "support.db"))
+		sq := supportdb.Open(ctx, cfg.DataFile(cfg.Database, "support.db"))
+		defer sq.Close()
+		db, hub = sq, supportdb.NewHub(sq, cfg.OutgoingBuffer)
 	}
-	defer db.Close()
 
 	d, err := serve.Start(ctx, Name, cfg.Platform, log, Policy())
 	if err != nil {
@@ -120,7 +127,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 		return err
 	}
 
-	svc := chat.NewService(db, supportdb.NewHub(db, cfg.OutgoingBuffer), clients.NewOrders(orderCC), clients.NewNames(userCC), cfg.Limits)
+	svc := chat.NewService(db, hub, clients.NewOrders(orderCC), clients.NewNames(userCC), cfg.Limits)
 	supportv1.RegisterSupportServiceServer(d.Server, supportapi.New(svc, ctx.Done()))
 	return d.Server.Serve(ctx, lis, db)
 }

@@ -111,12 +111,10 @@ type Store interface {
 //
 // The SQLite adapter (supportdb.Hub) broadcasts in process: one instance
 // owns its SQLite file, so every participant of a room is connected to it.
-// A cloud adapter spans instances behind the same contract: a Firestore
-// listener on the room's messages with seq > after, ordered by seq (the
-// listener's first snapshot is the stored messages, later ones the live
-// messages; Publish has nothing to do, the committed write is the
-// publication), or Pub/Sub with the room as the ordering key, a gap in the
-// seqs being filled from the store.
+// The Firestore adapter (supportfs.Hub) spans instances behind the same
+// contract: a listener per room on the room's messages with a seq above
+// the last it saw, ordered by seq, feeds the in-process fan-out (Publish
+// has nothing to do, the committed write is the publication).
 type Hub interface {
 	// Publish announces m, already stored, to the room's subscribers.
 	Publish(ctx context.Context, m Message) error

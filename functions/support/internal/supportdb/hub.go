@@ -14,7 +14,8 @@ const catchUpPage = 100
 
 // Hub is chat.Hub within this process: Publish hands a message to every
 // subscriber of its room connected to this instance, which is all of them
-// because this instance owns the room's SQLite file.
+// because this instance owns the room's SQLite file. (supportfs.Hub uses it
+// as its local fan-out, publishing what its Firestore listeners see.)
 //
 // Each subscriber has a bounded buffer of messages published and not yet
 // taken by Next; Publish never waits for a subscriber, and drops one whose

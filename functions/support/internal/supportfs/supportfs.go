@@ -26,8 +26,9 @@
 // second in Firestore (far more than a support chat needs); rooms do not
 // contend with one another.
 //
-// This package only stores: the fan-out to participants stays supportdb.Hub
-// (in process), which needs every participant of a room on one instance.
+// Hub (hub.go) delivers the messages to the participants across instances:
+// one snapshot listener per room with participants on this instance feeds
+// them through the in-process fan-out.
 package supportfs
 
 import (
