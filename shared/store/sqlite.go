@@ -73,7 +73,7 @@ func OpenSQLite(ctx context.Context, path string, sets ...Migrations) (*sql.DB, 
 	conns := max(2, 2*runtime.GOMAXPROCS(0))
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
-	writers.Store(db, new(sync.Mutex))
+	writers.Store(db, new(writer))
 	if err := migrate(ctx, db, sets); err != nil {
 		writers.Delete(db)
 		db.Close()
@@ -81,13 +81,6 @@ func OpenSQLite(ctx context.Context, path string, sets ...Migrations) (*sql.DB, 
 	}
 	return db, nil
 }
-
-// writers holds, per database opened by OpenSQLite, the lock that lets one
-// InTx at a time write. SQLite allows one writer anyway; without the lock,
-// the others would wait in SQLite's busy handler, which polls with sleeps of
-// up to 100 ms — under load that is most of a request's latency. Queueing
-// on a Go mutex hands the database over the moment it is free.
-var writers sync.Map // *sql.DB → *sync.Mutex
 
 const schemaTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
   name    TEXT    PRIMARY KEY,
@@ -152,9 +145,14 @@ func apply(ctx context.Context, db *sql.DB, set string, version int, body string
 }
 
 // InTx runs fn in a transaction (BEGIN IMMEDIATE), committing if fn returns
-// nil and rolling back otherwise. When ctx ends during the transaction, the
-// error is ctx's (database/sql would report a bare "transaction done",
-// which says nothing to a client).
+// nil and rolling back its writes otherwise, and returns once they are
+// committed. Concurrent calls on a database of OpenSQLite share a
+// transaction (group commit, see groupcommit.go), each in its own
+// savepoint, so fn must return the error of any statement that failed, and
+// must be safe to run more than once: in the rare case SQLite rolls a
+// shared transaction back, the other calls' functions run again. When ctx
+// ends during the call, the error is ctx's (database/sql would report a
+// bare "transaction done", which says nothing to a client).
 func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	err := inTx(ctx, db, fn)
 	if err != nil && ctx.Err() != nil {
@@ -164,32 +162,11 @@ func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 }
 
 func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
-	if mu, ok := writers.Load(db); ok {
-		if err := lock(ctx, mu.(*sync.Mutex)); err != nil {
-			return err
-		}
-		defer mu.(*sync.Mutex).Unlock()
+	w, ok := writers.Load(db)
+	if !ok {
+		return runBatch(db, []*job{{fn: fn}})[0]
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-	defer afterCommit.Delete(tx) // hooks of a rolled-back tx never run
-	txDB.Store(tx, db)
-	defer txDB.Delete(tx)
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	if hooks, ok := afterCommit.LoadAndDelete(tx); ok {
-		for _, f := range *hooks.(*[]func(*sql.DB)) {
-			f(db)
-		}
-	}
-	return nil
+	return w.(*writer).do(ctx, db, fn)
 }
 
 // txDB maps the transactions open in InTx to their database.
@@ -217,29 +194,6 @@ func AfterCommit(tx *sql.Tx, f func(db *sql.DB)) {
 	v, _ := afterCommit.LoadOrStore(tx, new([]func(*sql.DB)))
 	hooks := v.(*[]func(*sql.DB))
 	*hooks = append(*hooks, f) // a tx is used by one goroutine at a time
-}
-
-// lock takes mu, giving up when ctx ends first.
-func lock(ctx context.Context, mu *sync.Mutex) error {
-	if mu.TryLock() {
-		return nil
-	}
-	locked := make(chan struct{})
-	go func() {
-		mu.Lock()
-		close(locked)
-	}()
-	select {
-	case <-locked:
-		return nil
-	case <-ctx.Done():
-		// Hand the lock back as soon as the waiter gets it.
-		go func() {
-			<-locked
-			mu.Unlock()
-		}()
-		return ctx.Err()
-	}
 }
 
 // IsUniqueViolation reports whether err is SQLite refusing a row that

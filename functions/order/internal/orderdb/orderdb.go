@@ -122,9 +122,13 @@ func (s *Store) Create(ctx context.Context, o orders.Order) (orders.Order, error
 	if err != nil {
 		return orders.Order{}, err
 	}
-	_, err = db.insert.ExecContext(ctx,
-		o.ID, o.UserID, string(o.State), o.IdempotencyKey, o.RequestHash, body, o.Version,
-		o.LeaseOwner, o.LeaseUntil.UnixMicro(), o.Created.UnixMicro(), o.Updated.UnixMicro())
+	// Through InTx, so the insert shares a commit with concurrent writes.
+	err = store.InTx(ctx, db.DB, func(tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, db.insert).ExecContext(ctx,
+			o.ID, o.UserID, string(o.State), o.IdempotencyKey, o.RequestHash, body, o.Version,
+			o.LeaseOwner, o.LeaseUntil.UnixMicro(), o.Created.UnixMicro(), o.Updated.UnixMicro())
+		return err
+	})
 	if store.IsUniqueViolation(err) {
 		existing, gerr := s.ByIdempotencyKey(ctx, o.UserID, o.IdempotencyKey)
 		if gerr != nil {

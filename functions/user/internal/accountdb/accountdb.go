@@ -99,7 +99,11 @@ func (s *Store) Create(ctx context.Context, a account.Account) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.insert.ExecContext(ctx, a.ID, a.Email, a.DisplayName, string(a.Role), a.PasswordHash, addr, a.Created.UnixMicro(), a.Updated.UnixMicro())
+	// Through InTx, so the insert shares a commit with concurrent writes.
+	err = store.InTx(ctx, d.DB, func(tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, d.insert).ExecContext(ctx, a.ID, a.Email, a.DisplayName, string(a.Role), a.PasswordHash, addr, a.Created.UnixMicro(), a.Updated.UnixMicro())
+		return err
+	})
 	if store.IsUniqueViolation(err) {
 		return account.ErrEmailTaken.Wrap(err)
 	}
