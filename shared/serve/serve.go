@@ -308,10 +308,12 @@ func Listen(cfg Config) (net.Listener, error) {
 	return lis, nil
 }
 
-// Main is the body of a deployable's main: it logs start-up with cfg (the
-// deployable's whole configuration, secrets masked), listens on $PORT and
-// calls run until ctx ends.
+// Main is the body of a deployable's main: it tunes the garbage collector
+// (see gcPercent), logs start-up with cfg (the deployable's whole
+// configuration, secrets masked), listens on $PORT and calls run until ctx
+// ends.
 func Main(ctx context.Context, name string, p Platform, cfg any, run func(context.Context, *slog.Logger, net.Listener) error) error {
+	tuneGC()
 	log := telemetry.NewLogger(os.Stdout, p.LogLevel, p.ProjectID).With("service", name)
 	lis, err := Listen(p.Config)
 	if err != nil {
