@@ -299,6 +299,9 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 	return nil
 }
 
+// stopProfile ends the CPU profile of a -tags pprof build (see pprof.go).
+var stopProfile = func() {}
+
 // Listen opens the TCP listener for cfg.Port on all interfaces.
 func Listen(cfg Config) (net.Listener, error) {
 	lis, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
@@ -314,6 +317,7 @@ func Listen(cfg Config) (net.Listener, error) {
 // ends.
 func Main(ctx context.Context, name string, p Platform, cfg any, run func(context.Context, *slog.Logger, net.Listener) error) error {
 	tuneGC()
+	defer stopProfile()
 	log := telemetry.NewLogger(os.Stdout, p.LogLevel, p.ProjectID).With("service", name)
 	lis, err := Listen(p.Config)
 	if err != nil {
