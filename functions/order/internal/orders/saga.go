@@ -14,23 +14,12 @@ import (
 // errLeased means another runner drives the saga now.
 var errLeased = errors.New("saga leased by another runner")
 
-// drive runs order id's saga until it is terminal, the context ends, or a
-// step fails in a way only a later Resume can fix (a dependency down while
-// compensating). It returns the order as it last stored it. holding says the
-// caller already holds the lease.
-func (s *Service) drive(ctx context.Context, id string, holding bool) (Order, error) {
-	var (
-		o   Order
-		err error
-	)
-	if holding {
-		o, err = s.store.Get(ctx, id)
-	} else {
-		o, err = s.claim(ctx, id)
-	}
-	if err != nil {
-		return o, err
-	}
+// drive runs the saga of o, as stored, whose lease the caller holds, until
+// it is terminal, the context ends, or a step fails in a way only a later
+// Resume can fix (a dependency down while compensating). It returns the
+// order as it last stored it.
+func (s *Service) drive(ctx context.Context, o Order) (Order, error) {
+	id := o.ID
 	for !o.State.Terminal() {
 		next, err := s.step(ctx, o)
 		if err != nil {
@@ -265,7 +254,7 @@ func (s *Service) Cancel(ctx context.Context, caller auth.Principal, id string) 
 	if !leased {
 		return o, nil
 	}
-	return s.drive(ctx, id, true)
+	return s.drive(ctx, o)
 }
 
 // ResumeResult counts what Resume did.
@@ -282,7 +271,10 @@ func (s *Service) Resume(ctx context.Context, minIdle time.Duration, limit int) 
 	}
 	var r ResumeResult
 	for _, id := range ids {
-		o, err := s.drive(ctx, id, false)
+		o, err := s.claim(ctx, id)
+		if err == nil {
+			o, err = s.drive(ctx, o)
+		}
 		if errors.Is(err, errLeased) {
 			continue
 		}

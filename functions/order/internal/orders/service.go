@@ -91,7 +91,7 @@ func (s *Service) Create(ctx context.Context, caller auth.Principal, key string,
 	if err != nil {
 		return Order{}, err
 	}
-	return s.drive(ctx, stored.ID, true)
+	return s.drive(ctx, stored)
 }
 
 // replay answers a retried CreateOrder with the order it created.
