@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -381,8 +382,8 @@ func (r report) print(w io.Writer) error {
 		{"median of pair ratios", func(r benchkit.Ratio) float64 { return r.PairMedian }},
 		{"ratio of medians", func(r benchkit.Ratio) float64 { return r.OfMedians }},
 	} {
-		fmt.Fprintf(w, "%-21s %6.2f× %12.2f× %6.2f× %6.2f× %11.2f×\n", x.label,
-			x.pick(c.RPS), x.pick(c.ServerCPUPerRPC), x.pick(c.P50), x.pick(c.P99), x.pick(c.PeakRSS))
+		fmt.Fprintf(w, "%-21s %6s× %12.2f× %6.2f× %6.2f× %11.2f×\n", x.label,
+			ratio3(x.pick(c.RPS)), x.pick(c.ServerCPUPerRPC), x.pick(c.P50), x.pick(c.P99), x.pick(c.PeakRSS))
 	}
 	for _, x := range []roleReport{r.Ref, r.Target} {
 		if len(x.Errors) == 0 {
@@ -395,4 +396,13 @@ func (r report) print(w io.Writer) error {
 		fmt.Fprintf(w, "\nerrors of %s: %s\n", x.Name, strings.Join(parts, ", "))
 	}
 	return nil
+}
+
+// ratio3 prints a ratio with three significant digits, so that small ones
+// (CreateOrder's rps against an echo's) keep their precision: 0.0318, 0.905.
+func ratio3(r float64) string {
+	if r >= 1 || r <= 0 {
+		return strconv.FormatFloat(r, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(r, 'g', 3, 64)
 }
