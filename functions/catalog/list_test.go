@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	catalogv1 "github.com/shopfn/shopfn/proto/shopfn/catalog/v1"
 	commonv1 "github.com/shopfn/shopfn/proto/shopfn/common/v1"
@@ -229,5 +230,36 @@ func TestListPagingWhileAdding(t *testing.T) {
 		return a.GetName() < b.GetName() || a.GetName() == b.GetName() && a.GetId() < b.GetId()
 	}) {
 		t.Errorf("listing is not ordered by name, then id")
+	}
+}
+
+// A listing served after a change shows the change: the messages kept for
+// listings are those of the product's current revision.
+func TestListShowsChangesToListedProducts(t *testing.T) {
+	e := start(t, nil)
+	p := e.create(t, draft("MUG-1", "Red mug", 1250))
+	list := func() *catalogv1.Product {
+		t.Helper()
+		got, err := e.client.ListProducts(context.Background(), &catalogv1.ListProductsRequest{})
+		if err != nil || len(got.GetProducts()) != 1 {
+			t.Fatalf("ListProducts = %v, %v; want the one product", got, err)
+		}
+		return got.GetProducts()[0]
+	}
+	if first := list(); !proto.Equal(first, p) {
+		t.Fatalf("listed %v, want %v", first, p)
+	}
+	for i, name := range []string{"Blue mug", "Green mug"} {
+		up, err := e.client.UpdateProduct(e.admin, &catalogv1.UpdateProductRequest{
+			ProductId: p.GetId(), Etag: p.GetEtag(), UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name"}},
+			Product: &catalogv1.ProductDraft{Name: name},
+		})
+		if err != nil {
+			t.Fatalf("UpdateProduct %d = %v", i, err)
+		}
+		p = up.GetProduct()
+		if got := list(); !proto.Equal(got, p) {
+			t.Errorf("listed after update %d: %v, want %v", i, got, p)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -21,11 +22,54 @@ import (
 // Server implements catalogv1.CatalogServiceServer.
 type Server struct {
 	catalogv1.UnimplementedCatalogServiceServer
-	svc *product.Service
+	svc  *product.Service
+	msgs messages
 }
 
 // New returns the transport for svc.
 func New(svc *product.Service) *Server { return &Server{svc: svc} }
+
+// messagesMax bounds the cached messages: a large shop's catalogue. When
+// full, the cache starts again empty (simple, and rare).
+const messagesMax = 20_000
+
+// messages keeps the message of the latest revision of each product
+// listed, so that ListProducts does not build the same messages on every
+// call (a page of 20 is ~100 allocations; the cache made the call ~10%
+// cheaper in BenchmarkListProducts). GetProduct builds its one message:
+// there the cache measured no better.
+// Every change to a product bumps its revision, so an id and a revision
+// name one content. Cached messages are shared by concurrent responses:
+// nothing may modify one (marshalling only reads it).
+type messages struct {
+	mu sync.RWMutex
+	m  map[string]revisionMessage
+}
+
+type revisionMessage struct {
+	revision int64
+	msg      *catalogv1.Product
+}
+
+// of returns the message of p, from the cache when it holds p's revision.
+func (c *messages) of(p product.Product) *catalogv1.Product {
+	c.mu.RLock()
+	e, ok := c.m[p.ID]
+	c.mu.RUnlock()
+	if ok && e.revision == p.Revision {
+		return e.msg
+	}
+	msg := toProto(p)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= messagesMax {
+		c.m = make(map[string]revisionMessage)
+	}
+	if cur, ok := c.m[p.ID]; !ok || cur.revision < p.Revision {
+		c.m[p.ID] = revisionMessage{revision: p.Revision, msg: msg}
+	}
+	c.mu.Unlock()
+	return msg
+}
 
 // CreateProduct implements catalogv1.CatalogServiceServer.
 func (s *Server) CreateProduct(ctx context.Context, req *catalogv1.CreateProductRequest) (*catalogv1.CreateProductResponse, error) {
@@ -64,7 +108,7 @@ func (s *Server) ListProducts(ctx context.Context, req *catalogv1.ListProductsRe
 	}
 	resp := &catalogv1.ListProductsResponse{Products: make([]*catalogv1.Product, len(ps)), NextPageToken: next}
 	for i, p := range ps {
-		resp.Products[i] = toProto(p)
+		resp.Products[i] = s.msgs.of(p)
 	}
 	return resp, nil
 }
