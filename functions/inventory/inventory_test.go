@@ -488,9 +488,9 @@ func TestCommitAndRelease(t *testing.T) {
 	// Nothing is left to commit.
 	before := e.snapshot(t)
 	_, err := e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: "ord_2"})
-	servetest.WantErr(t, err, codes.FailedPrecondition, "RESERVATION_NOT_FOUND")
-	if md := apperr.Metadata(err); md["state"] != "RESERVATION_STATE_RELEASED" {
-		t.Errorf("Commit(released) metadata = %v, want the state", md)
+	servetest.WantErr(t, err, codes.FailedPrecondition, "RESERVATION_RELEASED")
+	if md := apperr.Metadata(err); md["order_id"] != "ord_2" {
+		t.Errorf("Commit(released) metadata = %v, want the order", md)
 	}
 	e.wantUnchanged(t, before)
 
@@ -516,13 +516,26 @@ func TestUnknownOrders(t *testing.T) {
 	servetest.WantErr(t, err, codes.NotFound, "RESERVATION_NOT_FOUND")
 	e.wantUnchanged(t, before)
 
-	// Release of an order that never reserved succeeds and does nothing, so
-	// compensation can call it blindly.
-	resp, err := e.client.Release(e.service, &inventoryv1.ReleaseRequest{OrderId: "ord_unknown"})
-	if err != nil || resp.GetReservation() != nil {
-		t.Fatalf("Release(unknown) = %v, %v; want success with no reservation", resp, err)
+	// Release of an order that never reserved succeeds with no reservation,
+	// so compensation can call it blindly, and holds nothing; it records
+	// the release, so that a Reserve delayed behind it reserves nothing.
+	for range 2 {
+		resp, err := e.client.Release(e.service, &inventoryv1.ReleaseRequest{OrderId: "ord_unknown"})
+		if err != nil || resp.GetReservation() != nil {
+			t.Fatalf("Release(unknown) = %v, %v; want success with no reservation", resp, err)
+		}
 	}
-	e.wantUnchanged(t, before)
+	e.wantStock(t, "SKU-1", 10, 1)
+	afterRelease := e.snapshot(t)
+	_, err = e.client.Reserve(e.service, &inventoryv1.ReserveRequest{OrderId: "ord_unknown", Lines: []*inventoryv1.Line{line("SKU-1", 2)}})
+	servetest.WantErr(t, err, codes.FailedPrecondition, "RESERVATION_RELEASED")
+	if md := apperr.Metadata(err); md["order_id"] != "ord_unknown" {
+		t.Errorf("Reserve(released) metadata = %v, want the order", md)
+	}
+	_, err = e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: "ord_unknown"})
+	servetest.WantErr(t, err, codes.FailedPrecondition, "RESERVATION_RELEASED")
+	e.wantUnchanged(t, afterRelease)
+	e.wantStock(t, "SKU-1", 10, 1)
 }
 
 func TestExpiry(t *testing.T) {
@@ -759,9 +772,9 @@ func TestCommitReleaseRace(t *testing.T) {
 				defer wg.Done()
 				_, err := e.client.Commit(e.service, &inventoryv1.CommitRequest{OrderId: id})
 				// Commit wins, or finds the units already released.
-				if err != nil && (status.Code(err) != codes.FailedPrecondition || apperr.Reason(err) != "RESERVATION_NOT_FOUND") {
+				if err != nil && (status.Code(err) != codes.FailedPrecondition || apperr.Reason(err) != "RESERVATION_RELEASED") {
 					mu.Lock()
-					t.Errorf("Commit(%s) = %v, want OK or FailedPrecondition/RESERVATION_NOT_FOUND", id, err)
+					t.Errorf("Commit(%s) = %v, want OK or FailedPrecondition/RESERVATION_RELEASED", id, err)
 					mu.Unlock()
 				}
 			}()

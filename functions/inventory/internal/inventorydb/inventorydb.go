@@ -39,7 +39,7 @@ const (
 	sqlPutStock = `INSERT INTO stock (sku, on_hand, reserved, update_time) VALUES (?, ?, ?, ?)
 		ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, update_time = excluded.update_time`
 	sqlReservation = `SELECT r.state, r.expire_time, r.create_time, r.update_time, l.sku, l.quantity
-		FROM reservations r JOIN reservation_lines l ON l.order_id = r.order_id
+		FROM reservations r LEFT JOIN reservation_lines l ON l.order_id = r.order_id
 		WHERE r.order_id = ? ORDER BY l.pos`
 	sqlInsertReservation = `INSERT INTO reservations (order_id, state, expire_time, create_time, update_time) VALUES (?, ?, ?, ?, ?)`
 	sqlInsertLine        = `INSERT INTO reservation_lines (order_id, pos, sku, quantity) VALUES (?, ?, ?, ?)`
@@ -223,25 +223,30 @@ func (t *tx) Reservation(orderID string) (stock.Reservation, error) {
 	}
 	defer rows.Close()
 	r := stock.Reservation{OrderID: orderID}
+	found := false
 	for rows.Next() {
 		var (
 			state                     string
 			expires, created, updated int64
-			l                         stock.Line
+			sku                       sql.NullString // NULL: a release's tombstone has no lines
+			quantity                  sql.NullInt64
 		)
-		if err := rows.Scan(&state, &expires, &created, &updated, &l.SKU, &l.Quantity); err != nil {
+		if err := rows.Scan(&state, &expires, &created, &updated, &sku, &quantity); err != nil {
 			return stock.Reservation{}, fmt.Errorf("read reservation %s: %w", orderID, err)
 		}
 		if r.State, err = stock.ParseState(state); err != nil {
 			return stock.Reservation{}, fmt.Errorf("read reservation %s: %w", orderID, err)
 		}
 		r.Expires, r.Created, r.Updated = micros(expires), micros(created), micros(updated)
-		r.Lines = append(r.Lines, l)
+		if sku.Valid {
+			r.Lines = append(r.Lines, stock.Line{SKU: sku.String, Quantity: quantity.Int64})
+		}
+		found = true
 	}
 	if err := rows.Err(); err != nil {
 		return stock.Reservation{}, fmt.Errorf("read reservation %s: %w", orderID, err)
 	}
-	if len(r.Lines) == 0 {
+	if !found {
 		return stock.Reservation{}, stock.ErrReservationNotFound
 	}
 	return r, nil

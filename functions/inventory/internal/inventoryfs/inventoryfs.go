@@ -352,7 +352,7 @@ func (t *tx) CreateReservation(r stock.Reservation) error {
 	if e.exists {
 		return fmt.Errorf("insert reservation %s: it exists", r.OrderID)
 	}
-	if len(r.Lines) == 0 {
+	if len(r.Lines) == 0 && r.State != stock.Released { // only a release's tombstone has none
 		return fmt.Errorf("insert reservation %s: no lines", r.OrderID)
 	}
 	e.exists, e.r, e.dirty, e.created = true, cloneReservation(r), true, true

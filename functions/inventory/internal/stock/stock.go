@@ -83,13 +83,17 @@ func (r Reservation) ExpiredAt(now time.Time) bool {
 	return r.State == Expired || (r.State == Reserved && now.After(r.Expires))
 }
 
+// tombstone reports whether r records a release that came before any
+// reservation (see Release).
+func (r Reservation) tombstone() bool { return r.State == Released && len(r.Lines) == 0 }
+
 // The domain's errors. Metadata added with With names the SKU or order.
 var (
 	ErrSKUNotFound         = apperr.New(apperr.NotFound, errorsv1.ErrorReason_SKU_NOT_FOUND, "no stock record for this SKU")
 	ErrInsufficientStock   = apperr.New(apperr.Precondition, errorsv1.ErrorReason_INSUFFICIENT_STOCK, "not enough available units")
 	ErrBelowReserved       = apperr.New(apperr.Precondition, errorsv1.ErrorReason_STOCK_BELOW_RESERVED, "on_hand would be below the units currently reserved")
 	ErrReservationNotFound = apperr.New(apperr.NotFound, errorsv1.ErrorReason_RESERVATION_NOT_FOUND, "no reservation for this order")
-	ErrReservationReleased = apperr.New(apperr.Precondition, errorsv1.ErrorReason_RESERVATION_NOT_FOUND, "the reservation was released; nothing is held to commit")
+	ErrReservationReleased = apperr.New(apperr.Precondition, errorsv1.ErrorReason_RESERVATION_RELEASED, "the order's reservation was released; nothing is held")
 	ErrReservationExpired  = apperr.New(apperr.Precondition, errorsv1.ErrorReason_RESERVATION_EXPIRED, "the reservation expired")
 	// ErrOrderReused: the order id is Reserve's idempotency key, reused
 	// with other lines.
@@ -239,7 +243,8 @@ func (s *Service) SetStock(ctx context.Context, sku string, onHand int64) (Stock
 
 // Reserve holds lines for orderID, all or none. A retry with the same lines
 // returns the existing reservation in its current state; other lines fail
-// with ErrOrderReused.
+// with ErrOrderReused, and an order released before it reserved with
+// ErrReservationReleased.
 func (s *Service) Reserve(ctx context.Context, orderID string, lines []Line) (Reservation, error) {
 	if err := checkLines(lines); err != nil {
 		return Reservation{}, err
@@ -252,6 +257,10 @@ func (s *Service) Reserve(ctx context.Context, orderID string, lines []Line) (Re
 		prev, err := tx.Reservation(orderID)
 		switch {
 		case err == nil:
+			if prev.tombstone() {
+				fail = ErrReservationReleased.With("order_id", orderID)
+				return nil
+			}
 			if !sameLines(prev.Lines, lines) {
 				fail = ErrOrderReused.With("order_id", orderID)
 				return nil
@@ -350,7 +359,7 @@ func (s *Service) Commit(ctx context.Context, orderID string) (Reservation, erro
 			out = r
 			return nil
 		case r.State == Released:
-			fail = ErrReservationReleased.With("order_id", orderID, "state", "RESERVATION_STATE_RELEASED")
+			fail = ErrReservationReleased.With("order_id", orderID)
 			return nil
 		case r.ExpiredAt(now):
 			if _, err := s.expireIfDue(tx, r, now); err != nil {
@@ -388,7 +397,9 @@ func (s *Service) Commit(ctx context.Context, orderID string) (Reservation, erro
 // Release gives orderID's units back: a held reservation's to available
 // (state Released, or Expired if it had expired), a committed one's to
 // on_hand (state Released). Released and expired reservations are returned
-// unchanged. An order with no reservation is not an error: found is false.
+// unchanged. An order with no reservation is not an error: found is false,
+// and a tombstone (a Released reservation with no lines) is recorded, so a
+// Reserve for the order delayed behind this compensation reserves nothing.
 func (s *Service) Release(ctx context.Context, orderID string) (r Reservation, found bool, err error) {
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		r, found = Reservation{}, false // fn may run more than once
@@ -396,10 +407,15 @@ func (s *Service) Release(ctx context.Context, orderID string) (r Reservation, f
 		var err error
 		r, err = tx.Reservation(orderID)
 		if errors.Is(err, ErrReservationNotFound) {
-			return nil
+			r = Reservation{}
+			return tx.CreateReservation(Reservation{OrderID: orderID, State: Released, Expires: now, Created: now, Updated: now})
 		}
 		if err != nil {
 			return err
+		}
+		if r.tombstone() { // released before: still no reservation
+			r = Reservation{}
+			return nil
 		}
 		found = true
 		switch {

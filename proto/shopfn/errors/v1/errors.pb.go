@@ -98,6 +98,9 @@ const (
 	ErrorReason_STOCK_BELOW_RESERVED ErrorReason = 304
 	// The order already holds a reservation with other lines.
 	ErrorReason_RESERVATION_MISMATCH ErrorReason = 305
+	// The order's reservation was released (the order was cancelled): nothing
+	// is held, and nothing can be reserved for the order again.
+	ErrorReason_RESERVATION_RELEASED ErrorReason = 306
 	// The processor declined the payment.
 	ErrorReason_PAYMENT_DECLINED ErrorReason = 400
 	// No payment exists for the order.
@@ -161,6 +164,7 @@ var (
 		303: "SKU_NOT_FOUND",
 		304: "STOCK_BELOW_RESERVED",
 		305: "RESERVATION_MISMATCH",
+		306: "RESERVATION_RELEASED",
 		400: "PAYMENT_DECLINED",
 		401: "PAYMENT_NOT_FOUND",
 		402: "CAPTURE_EXCEEDS_AUTHORIZATION",
@@ -208,6 +212,7 @@ var (
 		"SKU_NOT_FOUND":                 303,
 		"STOCK_BELOW_RESERVED":          304,
 		"RESERVATION_MISMATCH":          305,
+		"RESERVATION_RELEASED":          306,
 		"PAYMENT_DECLINED":              400,
 		"PAYMENT_NOT_FOUND":             401,
 		"CAPTURE_EXCEEDS_AUTHORIZATION": 402,
@@ -255,7 +260,7 @@ var File_shopfn_errors_v1_errors_proto protoreflect.FileDescriptor
 
 const file_shopfn_errors_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x1dshopfn/errors/v1/errors.proto\x12\x10shopfn.errors.v1*\x97\b\n" +
+	"\x1dshopfn/errors/v1/errors.proto\x12\x10shopfn.errors.v1*\xb2\b\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x11\n" +
@@ -290,7 +295,8 @@ const file_shopfn_errors_v1_errors_proto_rawDesc = "" +
 	"\x13RESERVATION_EXPIRED\x10\xae\x02\x12\x12\n" +
 	"\rSKU_NOT_FOUND\x10\xaf\x02\x12\x19\n" +
 	"\x14STOCK_BELOW_RESERVED\x10\xb0\x02\x12\x19\n" +
-	"\x14RESERVATION_MISMATCH\x10\xb1\x02\x12\x15\n" +
+	"\x14RESERVATION_MISMATCH\x10\xb1\x02\x12\x19\n" +
+	"\x14RESERVATION_RELEASED\x10\xb2\x02\x12\x15\n" +
 	"\x10PAYMENT_DECLINED\x10\x90\x03\x12\x16\n" +
 	"\x11PAYMENT_NOT_FOUND\x10\x91\x03\x12\"\n" +
 	"\x1dCAPTURE_EXCEEDS_AUTHORIZATION\x10\x92\x03\x12\x1a\n" +

@@ -78,8 +78,11 @@ type InventoryServiceClient interface {
 	// NotFound/SKU_NOT_FOUND for a SKU with no stock record (metadata "sku");
 	// FailedPrecondition/INSUFFICIENT_STOCK when a line asks for more than is
 	// available (metadata "sku", "requested", "available");
-	// AlreadyExists/IDEMPOTENCY_KEY_REUSED when order_id already holds a
-	// reservation with different lines (metadata "order_id").
+	// AlreadyExists/RESERVATION_MISMATCH when order_id already holds a
+	// reservation with different lines (metadata "order_id");
+	// FailedPrecondition/RESERVATION_RELEASED when order_id was released
+	// before it ever reserved (see Release): a Reserve delayed in the network
+	// behind its order's cancellation holds nothing.
 	Reserve(ctx context.Context, in *ReserveRequest, opts ...grpc.CallOption) (*ReserveResponse, error)
 	// Commit turns an order's reservation into a sale: on_hand and reserved
 	// both drop by each line's quantity. Internal. Idempotent: committing a
@@ -88,8 +91,8 @@ type InventoryServiceClient interface {
 	// Errors: NotFound/RESERVATION_NOT_FOUND when the order never reserved;
 	// FailedPrecondition/RESERVATION_EXPIRED when the reservation has expired
 	// (its units are released by the same call if they were still held);
-	// FailedPrecondition/RESERVATION_NOT_FOUND when it was released (metadata
-	// "state": "RESERVATION_STATE_RELEASED"): nothing is held to commit.
+	// FailedPrecondition/RESERVATION_RELEASED when it was released: nothing
+	// is held to commit.
 	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error)
 	// Release gives an order's units back. Internal. Idempotent.
 	//
@@ -97,9 +100,10 @@ type InventoryServiceClient interface {
 	// expired) and its units available again. A committed one is restocked:
 	// its units return to on_hand and it becomes RELEASED (the compensation of
 	// a sale). A released or expired one is returned unchanged. An order with
-	// no reservation is a successful no-op with no reservation in the
-	// response, so a compensating step may call Release without knowing
-	// whether Reserve ever ran.
+	// no reservation succeeds with no reservation in the response, so a
+	// compensating step may call Release without knowing whether Reserve ever
+	// ran; it records the release (a RELEASED reservation with no lines), so
+	// that a Reserve for the order arriving later reserves nothing.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// ReleaseExpired releases up to limit reservations past their
 	// expire_time, oldest first, and marks them EXPIRED. Internal; called on a
@@ -225,8 +229,11 @@ type InventoryServiceServer interface {
 	// NotFound/SKU_NOT_FOUND for a SKU with no stock record (metadata "sku");
 	// FailedPrecondition/INSUFFICIENT_STOCK when a line asks for more than is
 	// available (metadata "sku", "requested", "available");
-	// AlreadyExists/IDEMPOTENCY_KEY_REUSED when order_id already holds a
-	// reservation with different lines (metadata "order_id").
+	// AlreadyExists/RESERVATION_MISMATCH when order_id already holds a
+	// reservation with different lines (metadata "order_id");
+	// FailedPrecondition/RESERVATION_RELEASED when order_id was released
+	// before it ever reserved (see Release): a Reserve delayed in the network
+	// behind its order's cancellation holds nothing.
 	Reserve(context.Context, *ReserveRequest) (*ReserveResponse, error)
 	// Commit turns an order's reservation into a sale: on_hand and reserved
 	// both drop by each line's quantity. Internal. Idempotent: committing a
@@ -235,8 +242,8 @@ type InventoryServiceServer interface {
 	// Errors: NotFound/RESERVATION_NOT_FOUND when the order never reserved;
 	// FailedPrecondition/RESERVATION_EXPIRED when the reservation has expired
 	// (its units are released by the same call if they were still held);
-	// FailedPrecondition/RESERVATION_NOT_FOUND when it was released (metadata
-	// "state": "RESERVATION_STATE_RELEASED"): nothing is held to commit.
+	// FailedPrecondition/RESERVATION_RELEASED when it was released: nothing
+	// is held to commit.
 	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
 	// Release gives an order's units back. Internal. Idempotent.
 	//
@@ -244,9 +251,10 @@ type InventoryServiceServer interface {
 	// expired) and its units available again. A committed one is restocked:
 	// its units return to on_hand and it becomes RELEASED (the compensation of
 	// a sale). A released or expired one is returned unchanged. An order with
-	// no reservation is a successful no-op with no reservation in the
-	// response, so a compensating step may call Release without knowing
-	// whether Reserve ever ran.
+	// no reservation succeeds with no reservation in the response, so a
+	// compensating step may call Release without knowing whether Reserve ever
+	// ran; it records the release (a RELEASED reservation with no lines), so
+	// that a Reserve for the order arriving later reserves nothing.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// ReleaseExpired releases up to limit reservations past their
 	// expire_time, oldest first, and marks them EXPIRED. Internal; called on a

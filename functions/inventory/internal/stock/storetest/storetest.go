@@ -450,6 +450,13 @@ func testServiceFlow(t *testing.T, s Store) {
 	if _, found, err := svc.Release(ctx, "ord_404"); err != nil || found {
 		t.Errorf("Release(unknown) = %v, %v; want not found, no error", found, err)
 	}
+	// The release is recorded: a Reserve arriving after it holds nothing.
+	if _, err := svc.Reserve(ctx, "ord_404", []stock.Line{{SKU: "SKU-1", Quantity: 1}}); !errors.Is(err, stock.ErrReservationReleased) {
+		t.Errorf("Reserve(after its release) = %v, want ErrReservationReleased", err)
+	}
+	if _, found, err := svc.Release(ctx, "ord_404"); err != nil || found {
+		t.Errorf("Release(unknown) again = %v, %v; want not found, no error", found, err)
+	}
 	// ord_2's 3 units expire; a Reserve that needs them releases them.
 	c.add(ttl + time.Second)
 	if _, err := svc.Reserve(ctx, "ord_4", []stock.Line{{SKU: "SKU-1", Quantity: 9}}); err != nil {
