@@ -94,10 +94,13 @@ var (
 	keepaliveParams      = keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}
 )
 
-// streamWorkersPerCPU sizes the pool of handler goroutines. Handlers are
-// short and CPU-bound, so few run at once even with many calls in flight;
-// 8 per CPU covers bursts, and each idle worker costs only its stack.
-const streamWorkersPerCPU = 8
+// streamWorkersPerCPU sizes the pool of handler goroutines. A call that
+// finds every worker busy gets a fresh goroutine, whose stack then grows
+// (copied at each doubling) through the call's deep frames; with 8 per CPU,
+// 64 concurrent GetProducts spent 14% of the catalog's CPU growing stacks.
+// At 32 per CPU the catalog's CPU per GetProduct fell from 1.2x to 1.07x
+// bare's; idle RSS grew 0.4 MiB and cold start did not move.
+const streamWorkersPerCPU = 32
 
 // platformPolicy is the access to the methods serve registers itself.
 func platformPolicy() auth.Policy {
