@@ -17,6 +17,7 @@
 package dial
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -34,6 +36,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 )
 
 const (
@@ -96,6 +99,12 @@ type Options struct {
 	MeterProvider  metric.MeterProvider
 	Propagators    propagation.TextMapPropagator
 
+	// PropagateOnly, set when no span or metric leaves the process, leaves
+	// otelgrpc out: calls only carry the caller's trace context (with
+	// Propagators, or the global propagator). otelgrpc with no-op providers
+	// costs several allocations per call for nothing.
+	PropagateOnly bool
+
 	// PerRPCCredentials, when set, attaches credentials (such as an identity
 	// token) to every call.
 	PerRPCCredentials credentials.PerRPCCredentials
@@ -143,7 +152,6 @@ func Dial(target string, o Options) (*grpc.ClientConn, error) {
 		grpc.WithDefaultServiceConfig(sc),
 		grpc.WithChainUnaryInterceptor(deadlineInterceptor(timeout), b.unary),
 		grpc.WithChainStreamInterceptor(b.stream),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelOptions(o)...)),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(maxMessageBytes),
 			grpc.MaxCallSendMsgSize(maxMessageBytes),
@@ -154,6 +162,7 @@ func Dial(target string, o Options) (*grpc.ClientConn, error) {
 		}),
 		grpc.WithAuthority(authority),
 	}
+	opts = append(opts, instrument(o)...)
 	if n := o.Retry.maxAttempts(); n > grpcMaxAttempts {
 		opts = append(opts, grpc.WithMaxCallAttempts(n))
 	}
@@ -220,6 +229,44 @@ func parseTarget(target string) (addr string, useTLS bool, authority string, err
 	}
 	return net.JoinHostPort(u.Hostname(), port), useTLS, u.Host, nil
 }
+
+// instrument returns otelgrpc's stats handler, or with PropagateOnly the
+// interceptors that put the trace context into each call's metadata.
+func instrument(o Options) []grpc.DialOption {
+	if !o.PropagateOnly {
+		return []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelOptions(o)...))}
+	}
+	p := o.Propagators
+	if p == nil {
+		p = otel.GetTextMapPropagator()
+	}
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(withTraceContext(ctx, p), method, req, reply, cc, opts...)
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(withTraceContext(ctx, p), desc, cc, method, opts...)
+		}),
+	}
+}
+
+// withTraceContext adds the trace context of ctx (if any) to its outgoing
+// metadata.
+func withTraceContext(ctx context.Context, p propagation.TextMapPropagator) context.Context {
+	var c outgoingCarrier
+	p.Inject(ctx, &c)
+	if len(c) == 0 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, c...)
+}
+
+// outgoingCarrier collects the propagator's key-value pairs.
+type outgoingCarrier []string
+
+func (c outgoingCarrier) Get(string) string { return "" }
+func (c *outgoingCarrier) Set(k, v string)  { *c = append(*c, k, v) }
+func (c outgoingCarrier) Keys() []string    { return nil }
 
 // otelOptions passes on the telemetry providers that are set.
 func otelOptions(o Options) []otelgrpc.Option {

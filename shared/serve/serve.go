@@ -3,9 +3,11 @@
 // TLS), answer grpc.health.v1 and reflection, run one interceptor chain for
 // unary and streaming calls, and drain on SIGTERM within the grace period.
 //
-// The chain, outermost first: recovery (a panic becomes Internal and the
-// server keeps serving) → telemetry (the otelgrpc stats handler, below the
-// interceptors at the transport) → error mapping (apperr.Status) → auth
+// The chain, outermost first: telemetry (the otelgrpc stats handler, below
+// the interceptors at the transport, when spans or metrics are exported;
+// else an interceptor carrying the incoming trace context) → recovery (a
+// panic becomes Internal and the server keeps serving) → error mapping
+// (apperr.Status) → auth
 // (the service's access policy) → validation (the generated ValidateAll of
 // every request message, every message of a stream included).
 package serve
@@ -172,15 +174,25 @@ func New(cfg Config, o Options) *Server {
 		authn:  newAuthenticator(policy, o),
 	}
 	tel := o.Telemetry
-	s.grpc = grpc.NewServer(
-		grpc.StatsHandler(otelgrpc.NewServerHandler(
+	unary := []grpc.UnaryServerInterceptor{s.recoverUnary, s.mapErrorsUnary, s.authUnary, validateUnary}
+	streams := []grpc.StreamServerInterceptor{s.recoverStream, s.mapErrorsStream, s.authStream, validateStream}
+	var instrument grpc.ServerOption = grpc.EmptyServerOption{}
+	if len(tel.Exporting) > 0 {
+		instrument = grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tel.Tracer),
 			otelgrpc.WithMeterProvider(tel.Meter),
 			otelgrpc.WithPropagators(tel.Propagator),
 			otelgrpc.WithFilter(notHealth),
-		)),
-		grpc.ChainUnaryInterceptor(s.recoverUnary, s.mapErrorsUnary, s.authUnary, validateUnary),
-		grpc.ChainStreamInterceptor(s.recoverStream, s.mapErrorsStream, s.authStream, validateStream),
+		))
+	} else {
+		// Nothing is exported: only the trace context (see tracecontext.go).
+		unary = append([]grpc.UnaryServerInterceptor{traceContextUnary(tel.Propagator)}, unary...)
+		streams = append([]grpc.StreamServerInterceptor{traceContextStream(tel.Propagator)}, streams...)
+	}
+	s.grpc = grpc.NewServer(
+		instrument,
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(streams...),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(cfg.MaxSendMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepaliveEnforcement),

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -35,12 +36,16 @@ type support struct {
 	mu      sync.Mutex
 	calls   int
 	chatted chan struct{}
+	traces  chan trace.TraceID // when set, each call's trace id
 }
 
 func (s *support) History(ctx context.Context, req *supportv1.HistoryRequest) (*supportv1.HistoryResponse, error) {
 	s.mu.Lock()
 	s.calls++
 	s.mu.Unlock()
+	if s.traces != nil {
+		s.traces <- trace.SpanContextFromContext(ctx).TraceID()
+	}
 	switch req.GetRoomId() {
 	case "ticket:panic":
 		panic("boom")
@@ -57,6 +62,9 @@ func (s *support) History(ctx context.Context, req *supportv1.HistoryRequest) (*
 func (s *support) Chat(stream supportv1.SupportService_ChatServer) error {
 	if s.chatted != nil {
 		close(s.chatted)
+	}
+	if s.traces != nil {
+		s.traces <- trace.SpanContextFromContext(stream.Context()).TraceID()
 	}
 	for {
 		req, err := stream.Recv()
@@ -75,6 +83,7 @@ func (s *support) Chat(stream supportv1.SupportService_ChatServer) error {
 }
 
 type env struct {
+	addr   string
 	client supportv1.SupportServiceClient
 	health healthpb.HealthClient
 	signer *auth.Signer
@@ -141,6 +150,7 @@ func start(t *testing.T, cfg serve.Config, ac auth.Config, impl *support) *env {
 		<-done
 	})
 	return &env{
+		addr:   lis.Addr().String(),
 		client: supportv1.NewSupportServiceClient(cc), health: healthpb.NewHealthClient(cc),
 		signer: signer, impl: impl, logs: logs, cancel: cancel, done: done,
 	}
