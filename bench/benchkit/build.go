@@ -32,10 +32,20 @@ func ModuleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
+// imageTags are the build tags of the container images (.ko.yaml's
+// defaultFlags): the benchmarks measure what is deployed. More can be added
+// with $SHOPFN_BENCH_TAGS (comma-separated), e.g. pprof.
+const imageTags = "disable_grpc_modules"
+
 // Build compiles pkg, relative to moduleRoot, into the executable out, the
-// way a container image is built: CGO_ENABLED=0 and -trimpath.
+// way a container image is built: CGO_ENABLED=0, -trimpath and the images'
+// build tags.
 func Build(ctx context.Context, moduleRoot, pkg, out string) (Binary, error) {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+	tags := imageTags
+	if extra := os.Getenv("SHOPFN_BENCH_TAGS"); extra != "" {
+		tags += "," + extra
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", tags, "-o", out, pkg)
 	cmd.Dir = moduleRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var stderr bytes.Buffer

@@ -8,7 +8,7 @@ import (
 	"runtime/pprof"
 )
 
-// With -tags pprof (GOFLAGS=-tags=pprof go run ./bench/cmd/throughput …),
+// With -tags pprof (SHOPFN_BENCH_TAGS=pprof go run ./bench/cmd/throughput …),
 // a deployable writes a CPU profile of its whole run to
 // $SHOPFN_CPU_PROFILE. The tag keeps runtime/pprof out of real builds.
 func init() {
