@@ -56,28 +56,34 @@ func (w *writer) do(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) err
 	}
 	w.queue = append(w.queue, j)
 	w.mu.Unlock()
-	select {
-	case err := <-j.done:
-		return err
-	case <-j.lead:
-		return w.run(db, j)
-	case <-ctx.Done():
+	cancelled := ctx.Done()
+	for {
+		select {
+		case err := <-j.done:
+			return err
+		case <-j.lead:
+			return w.run(db, j)
+		case <-cancelled:
+			if w.withdraw(j) {
+				return ctx.Err()
+			}
+			// Too late: the job is in a batch, or this caller was named to
+			// run the next one (the others wait for it). Wait for that.
+			cancelled = nil
+		}
 	}
+}
+
+// withdraw takes j out of the queue, unless a batch took it first.
+func (w *writer) withdraw(j *job) bool {
 	w.mu.Lock()
-	if i := slices.Index(w.queue, j); i >= 0 {
-		w.queue = slices.Delete(w.queue, i, i+1)
-		w.mu.Unlock()
-		return ctx.Err()
+	defer w.mu.Unlock()
+	i := slices.Index(w.queue, j)
+	if i < 0 {
+		return false
 	}
-	w.mu.Unlock()
-	// Too late to withdraw: the job is in a batch, or this caller was named
-	// to run the next one (the others wait for it).
-	select {
-	case err := <-j.done:
-		return err
-	case <-j.lead:
-		return w.run(db, j)
-	}
+	w.queue = slices.Delete(w.queue, i, i+1)
+	return true
 }
 
 // run runs first and up to maxBatch-1 queued jobs in one transaction,
