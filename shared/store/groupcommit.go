@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 )
@@ -158,7 +159,7 @@ func runBatch(db *sql.DB, batch []*job) []error {
 		gone := false
 		if len(todo) == 1 {
 			i := todo[0]
-			if errs[i] = batch[i].fn(tx); errs[i] != nil {
+			if errs[i] = call(batch[i].fn, tx); errs[i] != nil {
 				cleanup()
 				return errs
 			}
@@ -200,7 +201,7 @@ func runSavepoint(tx *sql.Tx, fn func(*sql.Tx) error) error {
 	if _, err := tx.Exec("SAVEPOINT batch_job"); err != nil {
 		return fmt.Errorf("%w: savepoint: %v", errTxGone, err)
 	}
-	ferr := fn(tx)
+	ferr := call(fn, tx)
 	if ferr != nil {
 		if _, err := tx.Exec("ROLLBACK TO batch_job"); err != nil {
 			return fmt.Errorf("%w (%v) after: %w", errTxGone, err, ferr)
@@ -213,4 +214,36 @@ func runSavepoint(tx *sql.Tx, fn func(*sql.Tx) error) error {
 		return fmt.Errorf("%w (%v) after: %w", errTxGone, err, ferr)
 	}
 	return ferr
+}
+
+// panicked is a panic of a function run in a batch, carried to its own
+// caller, which panics again with it (see call and rethrow): the writer
+// stays usable, and the panic surfaces where the function came from (in a
+// gRPC handler, the server's recovery turns it into Internal).
+type panicked struct {
+	value any
+	stack []byte
+}
+
+func (p *panicked) Error() string {
+	return fmt.Sprintf("panic in a transaction function: %v\n\n%s", p.value, p.stack)
+}
+
+// call runs fn, turning a panic into a *panicked error.
+func call(fn func(*sql.Tx) error, tx *sql.Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicked{value: v, stack: debug.Stack()}
+		}
+	}()
+	return fn(tx)
+}
+
+// rethrow panics again if err carries a panic of the caller's function.
+func rethrow(err error) error {
+	var p *panicked
+	if errors.As(err, &p) {
+		panic(p)
+	}
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,5 +212,57 @@ func TestGroupCommitWithdrawsACancelledCaller(t *testing.T) {
 	release()
 	if ran {
 		t.Error("the withdrawn call's function ran")
+	}
+}
+
+// A function that panics panics again in its own caller, its writes are
+// rolled back, the calls batched with it commit, and the database stays
+// writable.
+func TestGroupCommitCarriesAPanicToItsCaller(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "s.db"))
+	inTx := func(id string, boom bool) (err error, panicked any) {
+		defer func() { panicked = recover() }()
+		return store.InTx(context.Background(), db, func(tx *sql.Tx) error {
+			if _, err := tx.Exec("INSERT INTO items VALUES (?, 1)", id); err != nil {
+				return err
+			}
+			if boom {
+				panic("boom in " + id)
+			}
+			return nil
+		}), nil
+	}
+	// Alone.
+	if _, p := inTx("alone", true); p == nil || !strings.Contains(fmt.Sprint(p), "boom in alone") {
+		t.Errorf("InTx(panicking alone) panicked with %v, want the function's panic", p)
+	}
+	// Batched behind a writer, between two calls that commit.
+	release := holdWriter(t, db)
+	var wg sync.WaitGroup
+	results := make([]any, 3)
+	for i, id := range []string{"a", "bad", "c"} {
+		wg.Go(func() {
+			err, p := inTx(id, id == "bad")
+			if p != nil {
+				results[i] = p
+			} else {
+				results[i] = err
+			}
+		})
+		waitQueued(t, db, i+1)
+	}
+	release()
+	wg.Wait()
+	if results[0] != nil || results[2] != nil {
+		t.Errorf("the calls batched with a panic = %v, %v; want nil", results[0], results[2])
+	}
+	if !strings.Contains(fmt.Sprint(results[1]), "boom in bad") {
+		t.Errorf("the panicking call's caller got %v, want its panic", results[1])
+	}
+	if err, p := inTx("after", false); err != nil || p != nil {
+		t.Errorf("InTx after the panics = %v, %v", err, p)
+	}
+	if want := []string{"a", "after", "c", "holder"}; !slices.Equal(rows(t, db), want) {
+		t.Errorf("rows = %v, want %v", rows(t, db), want)
 	}
 }

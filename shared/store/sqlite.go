@@ -164,9 +164,9 @@ func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	w, ok := writers.Load(db)
 	if !ok {
-		return runBatch(db, []*job{{fn: fn}})[0]
+		return rethrow(runBatch(db, []*job{{fn: fn}})[0])
 	}
-	return w.(*writer).do(ctx, db, fn)
+	return rethrow(w.(*writer).do(ctx, db, fn))
 }
 
 // txDB maps the transactions open in InTx to their database.
