@@ -10,10 +10,10 @@ import (
 // gcPercent is the garbage collector's target the deployables run with
 // unless GOGC is set. A deployable's live heap is a few MiB, so at Go's
 // default of 100 it collects every few MiB of allocation: under load the
-// collector took ~15% of a catalog instance's CPU. At 400 a collection comes every
-// ~20 MiB, GetProduct needs 13% less CPU per call and serves ~20% more
-// (bench/cmd/throughput -target catalog-get), for ~15 MiB more resident
-// memory under load. The memory limit below keeps the heap inside the
+// collector took ~15% of a catalog instance's CPU. At 400 a collection
+// comes every ~20 MiB, GetProduct needs 13% less CPU per call and serves
+// ~20% more (bench/cmd/throughput -target catalog-get), for ~15 MiB more
+// resident memory under load. The memory limit below keeps the heap inside the
 // container however high the target.
 const gcPercent = 400
 
