@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -26,6 +27,12 @@ const (
 	// so an outage costs little and a reset little latency.
 	minListenRetry = 100 * time.Millisecond
 	maxListenRetry = 5 * time.Second
+	// stallCheck is how often a listener compares the room's last seq with
+	// what it delivered. Two checks in a row behind with no progress mean
+	// the listen stream went silent (seen with the emulator under load):
+	// the listener listens again, and its first snapshot brings what it
+	// missed. It costs one document read per room every stallCheck.
+	stallCheck = 5 * time.Second
 )
 
 // Hub is chat.Hub across instances: a message is published by its commit
@@ -52,6 +59,11 @@ type Hub struct {
 	mu    sync.Mutex
 	rooms map[string]*listener
 	wg    sync.WaitGroup // the listeners' goroutines
+
+	// stallCheck and follow are stallCheck and (*Hub).followRoom, except
+	// in tests of the stall check.
+	stallCheck time.Duration
+	follow     func(ctx context.Context, room string, rref *firestore.DocumentRef, after *int64, delivered *atomic.Int64) (int, error)
 }
 
 var _ chat.Hub = (*Hub)(nil)
@@ -68,7 +80,9 @@ type listener struct {
 // NewHub returns a hub delivering the messages stored in s to the
 // subscribers of local. Listeners end with ctx; Close waits for them.
 func NewHub(ctx context.Context, log *slog.Logger, s *Store, local chat.Hub) *Hub {
-	return &Hub{store: s, local: local, log: log, ctx: ctx, rooms: make(map[string]*listener)}
+	h := &Hub{store: s, local: local, log: log, ctx: ctx, rooms: make(map[string]*listener), stallCheck: stallCheck}
+	h.follow = h.followRoom
+	return h
 }
 
 // Publish implements chat.Hub: the commit was the publication.
@@ -178,10 +192,20 @@ func (h *Hub) listen(ctx context.Context, room string, l *listener) {
 		return
 	}
 	wait := minListenRetry
+	var delivered atomic.Int64 // after, for the stall check
+	delivered.Store(after)
 	for {
-		n, err := h.follow(ctx, room, rref, &after)
+		fctx, stop := context.WithCancel(ctx)
+		var stalled atomic.Bool
+		go h.checkStall(fctx, room, &delivered, func() { stalled.Store(true); stop() })
+		n, err := h.follow(fctx, room, rref, &after, &delivered)
+		stop()
 		if ctx.Err() != nil {
 			return
+		}
+		if stalled.Load() {
+			h.log.WarnContext(ctx, "chat listener went silent; listening again", "room", room, "after_seq", after)
+			continue
 		}
 		if err == nil {
 			wait = minListenRetry
@@ -200,10 +224,38 @@ func (h *Hub) listen(ctx context.Context, room string, l *listener) {
 	}
 }
 
-// follow listens to room's messages with seq > *after, hands each to the
-// local hub in seq order and advances *after. It returns how many it
-// handed, with nil once relistenAfter were, or why the listener failed.
-func (h *Hub) follow(ctx context.Context, room string, rref *firestore.DocumentRef, after *int64) (int, error) {
+// checkStall calls stalled when, at two checks in a row, the room's stored
+// messages go beyond what the listener delivered and it delivered nothing
+// in between. It returns when ctx ends.
+func (h *Hub) checkStall(ctx context.Context, room string, delivered *atomic.Int64, stalled func()) {
+	t := time.NewTicker(h.stallCheck)
+	defer t.Stop()
+	behindAt := int64(-1) // what was delivered when the store was last seen ahead
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d := delivered.Load()
+		last, err := h.store.LastSeq(ctx, room)
+		switch {
+		case err != nil || last <= d:
+			behindAt = -1
+		case behindAt == d:
+			stalled()
+			return
+		default:
+			behindAt = d
+		}
+	}
+}
+
+// followRoom listens to room's messages with seq > *after, hands each to the
+// local hub in seq order and advances *after (and delivered). It returns
+// how many it handed, with nil once relistenAfter were, or why the
+// listener failed.
+func (h *Hub) followRoom(ctx context.Context, room string, rref *firestore.DocumentRef, after *int64, delivered *atomic.Int64) (int, error) {
 	it := rref.Collection(messagesColl).Where("seq", ">", *after).OrderBy("seq", firestore.Asc).Snapshots(ctx)
 	defer it.Stop()
 	n := 0
@@ -235,6 +287,7 @@ func (h *Hub) follow(ctx context.Context, room string, rref *firestore.DocumentR
 				return n, fmt.Errorf("publish message %d of %s: %w", m.Seq, room, err)
 			}
 			*after = m.Seq
+			delivered.Store(m.Seq)
 			n++
 		}
 	}
