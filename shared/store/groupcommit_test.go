@@ -220,9 +220,9 @@ func TestGroupCommitWithdrawsACancelledCaller(t *testing.T) {
 // writable.
 func TestGroupCommitCarriesAPanicToItsCaller(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "s.db"))
-	inTx := func(id string, boom bool) (err error, panicked any) {
+	inTx := func(id string, boom bool) (panicked any, err error) {
 		defer func() { panicked = recover() }()
-		return store.InTx(context.Background(), db, func(tx *sql.Tx) error {
+		return nil, store.InTx(context.Background(), db, func(tx *sql.Tx) error {
 			if _, err := tx.Exec("INSERT INTO items VALUES (?, 1)", id); err != nil {
 				return err
 			}
@@ -230,10 +230,10 @@ func TestGroupCommitCarriesAPanicToItsCaller(t *testing.T) {
 				panic("boom in " + id)
 			}
 			return nil
-		}), nil
+		})
 	}
 	// Alone.
-	if _, p := inTx("alone", true); p == nil || !strings.Contains(fmt.Sprint(p), "boom in alone") {
+	if p, _ := inTx("alone", true); p == nil || !strings.Contains(fmt.Sprint(p), "boom in alone") {
 		t.Errorf("InTx(panicking alone) panicked with %v, want the function's panic", p)
 	}
 	// Batched behind a writer, between two calls that commit.
@@ -242,7 +242,7 @@ func TestGroupCommitCarriesAPanicToItsCaller(t *testing.T) {
 	results := make([]any, 3)
 	for i, id := range []string{"a", "bad", "c"} {
 		wg.Go(func() {
-			err, p := inTx(id, id == "bad")
+			p, err := inTx(id, id == "bad")
 			if p != nil {
 				results[i] = p
 			} else {
@@ -259,7 +259,7 @@ func TestGroupCommitCarriesAPanicToItsCaller(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(results[1]), "boom in bad") {
 		t.Errorf("the panicking call's caller got %v, want its panic", results[1])
 	}
-	if err, p := inTx("after", false); err != nil || p != nil {
+	if p, err := inTx("after", false); err != nil || p != nil {
 		t.Errorf("InTx after the panics = %v, %v", err, p)
 	}
 	if want := []string{"a", "after", "c", "holder"}; !slices.Equal(rows(t, db), want) {
