@@ -117,7 +117,7 @@ otherwise, or --target names a Cloud Run deployment.`,
 	}
 	cmd.Flags().StringVar(&target, "target", "", "a Cloud Run deployment: https://PROJECT_NUMBER.REGION.run.app (terraform output demo_target); each service is then https://NAME-PROJECT_NUMBER.REGION.run.app")
 	cmd.Flags().StringVar(&d.adminEmail, "admin-email", "admin@shopfn.local", "the admin account")
-	cmd.Flags().StringVar(&d.adminPassword, "admin-password", envOr("SHOPFN_ADMIN_PASSWORD", "demo-admin-password"), "its password ($SHOPFN_ADMIN_PASSWORD)")
+	cmd.Flags().StringVar(&d.adminPassword, "admin-password", envOr("SHOPFN_ADMIN_PASSWORD", devAdminPassword), "its password ($SHOPFN_ADMIN_PASSWORD)")
 	cmd.Flags().StringVar(&d.dataDir, "data-dir", ".data", "the data directory of shopfn dev, to show where files landed")
 	cmd.Flags().DurationVar(&d.timeout, "timeout", 60*time.Second, "how long to wait for the functions")
 	return cmd

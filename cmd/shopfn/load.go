@@ -181,14 +181,14 @@ The exit status is 1 when setup fails or when no call succeeded.`,
 	f.StringVar(&o.inventoryAddr, "inventory-addr", envOr("SHOPFN_INVENTORY_ADDR", defaultAddr("inventory")), "inventory service address [$SHOPFN_INVENTORY_ADDR]")
 	f.StringVar(&o.orderAddr, "order-addr", envOr("SHOPFN_ORDER_ADDR", defaultAddr("order")), "order service address [$SHOPFN_ORDER_ADDR]")
 	f.StringVar(&o.adminEmail, "admin-email", "admin@shopfn.local", "admin account that sets up the load products (registered if missing)")
-	f.StringVar(&o.adminPassword, "admin-password", "", "its password (default: $SHOPFN_PASSWORD, else one load picks)")
+	f.StringVar(&o.adminPassword, "admin-password", "", "its password (default: $SHOPFN_ADMIN_PASSWORD, else the one shopfn demo uses too)")
 	return cmd
 }
 
 // runLoadCmd sets up, runs the load and prints the report.
 func runLoadCmd(ctx context.Context, o loadOptions, stdout, stderr io.Writer) error {
 	if o.adminPassword == "" {
-		o.adminPassword = envOr("SHOPFN_PASSWORD", "shopfn-load-admin")
+		o.adminPassword = envOr("SHOPFN_ADMIN_PASSWORD", devAdminPassword)
 	}
 	if !o.json {
 		fmt.Fprintf(stderr, "load: setting up %d products and %d customers…\n", o.products, o.customers)
@@ -368,7 +368,7 @@ func ensureAccount(ctx context.Context, c userv1.UserServiceClient, email, passw
 		return err
 	})
 	if status.Code(err) == codes.Unauthenticated {
-		return nil, fmt.Errorf("log in: %s (the account exists with another password: give it with --admin-password or $SHOPFN_PASSWORD)", explain(err))
+		return nil, fmt.Errorf("log in: %s (the account exists with another password: give it with --admin-password or $SHOPFN_ADMIN_PASSWORD)", explain(err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("log in: %s", explain(err))

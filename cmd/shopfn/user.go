@@ -226,6 +226,12 @@ func printProto(w io.Writer, m proto.Message) error {
 	return err
 }
 
+// devAdminPassword is the password demo and load give the admin account
+// when neither --admin-password nor $SHOPFN_ADMIN_PASSWORD says otherwise,
+// so that both work on one shopfn dev whichever ran first. It is for a
+// local data dir only: on a deployment, set a real one.
+const devAdminPassword = "shopfn-dev-admin-password"
+
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
