@@ -287,3 +287,40 @@ func TestSetProductImages(t *testing.T) {
 		})
 	}
 }
+
+// Uploading the bytes of an image whose processing FAILED asks for another
+// try: it is PROCESSING again, with a new event; while that try runs, the
+// same upload changes nothing.
+func TestUploadAgainAfterAFailure(t *testing.T) {
+	e := start(t, nil)
+	p := e.create(t, draft("MUG-1", "Red mug", 1250))
+	data := pngBytes(t, 5)
+	up, err := e.upload(e.admin, header(p.GetId()), part{chunk: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imageID := up.GetImage().GetImageId()
+	if _, err := e.client.SetProductImages(e.service, &catalogv1.SetProductImagesRequest{ProductId: p.GetId(), ImageId: imageID, Failure: "decode: bad data"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, wantEvents := range []int{2, 2} {
+		again, err := e.upload(e.admin, header(p.GetId()), part{chunk: data})
+		if err != nil {
+			t.Fatalf("upload %d = %v", i, err)
+		}
+		im := again.GetImage()
+		if im.GetState() != catalogv1.ImageState_IMAGE_STATE_PROCESSING || im.GetFailure() != "" || im.GetImageId() != imageID {
+			t.Errorf("upload %d after a failure = %v, want the image PROCESSING again", i, im)
+		}
+		if imgs := e.get(t, p.GetId()).GetImages(); len(imgs) != 1 || !proto.Equal(imgs[0], im) {
+			t.Errorf("product images = %v, want only %v", imgs, im)
+		}
+		events := e.events(t)
+		if len(events) != wantEvents {
+			t.Fatalf("outbox after upload %d = %d rows, want %d", i, len(events), wantEvents)
+		}
+		if events[1].ID == events[0].ID || events[1].Type != outbox.TypeImageUploaded {
+			t.Errorf("the retry's event = %+v, want its own id and %s", events[1], outbox.TypeImageUploaded)
+		}
+	}
+}

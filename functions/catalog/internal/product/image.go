@@ -50,8 +50,9 @@ type Upload struct {
 // The bytes stream into a staging object (never held in memory), hashed on
 // the way; the original then goes under a name made of the product and the
 // hash, so uploading the same bytes again writes no new object, records
-// nothing new and emits no second event. Whatever fails, the staging object
-// is removed. An unknown product fails before anything is written.
+// nothing new and emits no second event, unless the image's processing
+// FAILED: then it goes back to PROCESSING and is announced again. Whatever
+// fails, the staging object is removed. An unknown product fails before anything is written.
 func (s *Service) UploadImage(ctx context.Context, productID string, next func() ([]byte, error)) (Upload, error) {
 	if _, err := s.store.ByID(ctx, productID); err != nil {
 		return Upload{}, err
@@ -115,14 +116,26 @@ func (s *Service) UploadImage(ctx context.Context, productID string, next func()
 	img := Image{ID: imageID, Object: object, ContentType: ctype, Size: size, State: ImageProcessing}
 	now := s.stamp()
 	_, err = s.store.Update(ctx, productID, func(p *Product) (bool, []outbox.Event, error) {
-		if i := slices.IndexFunc(p.Images, func(im Image) bool { return im.ID == imageID }); i >= 0 {
+		eventID := imageEventID(productID, imageID)
+		switch i := slices.IndexFunc(p.Images, func(im Image) bool { return im.ID == imageID }); {
+		case i >= 0 && p.Images[i].State != ImageFailed:
 			img = p.Images[i] // the same bytes again: already recorded and announced
 			return false, nil, nil
+		case i >= 0:
+			// Its processing failed: uploading it again asks for another
+			// try (after a fix to imaging, or a raised limit). The event
+			// of each try has its own id.
+			img = p.Images[i]
+			img.State, img.Failure, img.Variants = ImageProcessing, "", nil
+			p.Images = slices.Clone(p.Images)
+			p.Images[i] = img
+			eventID += "-r" + strconv.FormatInt(p.Revision+1, 10)
+		default:
+			p.Images = append(slices.Clone(p.Images), img)
 		}
-		p.Images = append(slices.Clone(p.Images), img)
 		p.Revision, p.Updated = p.Revision+1, now
 		return true, []outbox.Event{{
-			ID:          imageEventID(productID, imageID),
+			ID:          eventID,
 			Type:        outbox.TypeImageUploaded,
 			Source:      Source,
 			Subject:     productID,

@@ -51,7 +51,9 @@ type CatalogServiceClient interface {
 	// aborts the others; re-sending the same stream changes nothing. Admin.
 	BulkImportProducts(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[BulkImportProductsRequest, BulkImportProductsResponse], error)
 	// UploadProductImage receives an image as a header message followed by
-	// chunks, stores the original and emits catalog.image.uploaded. Admin.
+	// chunks, stores the original and emits catalog.image.uploaded. Uploading
+	// the same bytes again changes nothing, unless the image's processing
+	// FAILED: then it is PROCESSING again and announced again. Admin.
 	UploadProductImage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadProductImageRequest, UploadProductImageResponse], error)
 	// SetProductImages records the variants the imaging function produced.
 	// Internal. Idempotent.
@@ -163,7 +165,9 @@ type CatalogServiceServer interface {
 	// aborts the others; re-sending the same stream changes nothing. Admin.
 	BulkImportProducts(grpc.ClientStreamingServer[BulkImportProductsRequest, BulkImportProductsResponse]) error
 	// UploadProductImage receives an image as a header message followed by
-	// chunks, stores the original and emits catalog.image.uploaded. Admin.
+	// chunks, stores the original and emits catalog.image.uploaded. Uploading
+	// the same bytes again changes nothing, unless the image's processing
+	// FAILED: then it is PROCESSING again and announced again. Admin.
 	UploadProductImage(grpc.ClientStreamingServer[UploadProductImageRequest, UploadProductImageResponse]) error
 	// SetProductImages records the variants the imaging function produced.
 	// Internal. Idempotent.
