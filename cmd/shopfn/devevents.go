@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -122,7 +124,11 @@ func runChildFunction() {
 		fmt.Fprintf(os.Stderr, "shopfn: %s=%q names no function\n", functionEnv, name)
 		os.Exit(2)
 	}
-	if err := main(context.Background()); err != nil {
+	// shopfn dev stops a function with SIGINT; it drains (see function.Main).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := main(ctx)
+	stop()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
@@ -151,6 +157,8 @@ func runFunctionDev(name string) func(ctx context.Context, o devOptions, log *sl
 			"SHOPFN_DATA_DIR="+dataDir,
 			"GOOGLE_CLOUD_PROJECT="+o.project,
 			"SHOPFN_PUSH_AUTH="+cmp.Or(o.pushAuth, events.PushAuthShopfn),
+			// Drain within the time dev waits before killing it.
+			"SHOPFN_SHUTDOWN_GRACE="+(childStopGrace-time.Second).String(),
 		)
 		for dep, addr := range o.endpoints {
 			cmd.Env = append(cmd.Env, "SHOPFN_"+strings.ToUpper(dep)+"_ADDR="+addr)

@@ -6,14 +6,17 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/shopfn/shopfn/functions/imaging"
 )
 
 func main() {
-	// No signal handling: the functions framework's server has no graceful
-	// stop, and an interrupted delivery is redelivered.
-	if err := imaging.Main(context.Background()); err != nil {
+	// SIGTERM drains: new deliveries get 503, running ones finish.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := imaging.Main(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "imaging:", err)
 		os.Exit(1)
 	}

@@ -6,14 +6,17 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/shopfn/shopfn/functions/invoicing"
 )
 
 func main() {
-	// No signal handling: the functions framework's server has no graceful
-	// stop, and an interrupted delivery is redelivered.
-	if err := invoicing.Main(context.Background()); err != nil {
+	// SIGTERM drains: new deliveries get 503, running ones finish.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := invoicing.Main(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "invoicing:", err)
 		os.Exit(1)
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
@@ -20,13 +22,16 @@ import (
 	"github.com/shopfn/shopfn/shared/telemetry"
 )
 
-// Main sets up a function from its configuration and serves it until the
-// process ends, as an HTTP function (see events.Function for why). open builds the handler (and whatever it holds open) once;
-// cfg is logged at start with secrets masked.
+// Main sets up a function from its configuration and serves it as an HTTP
+// function (see events.Function for why) until ctx ends (SIGTERM). open
+// builds the handler (and whatever it holds open) once; cfg is logged at
+// start with secrets masked.
 //
-// The framework's server has no graceful shutdown: a delivery cut short by
-// SIGTERM is not acknowledged, so Pub/Sub delivers it again (handlers are
-// idempotent).
+// The framework's server has no graceful shutdown, so Main drains in front
+// of it: once ctx ends, new deliveries are answered 503 (Pub/Sub delivers
+// them again, to another instance), the ones running get ShutdownGrace to
+// finish, and Main returns. A delivery still running then is cut short and
+// delivered again (handlers are idempotent).
 func Main(ctx context.Context, name string, p serve.Platform, cfg any, open func(ctx context.Context, d *serve.Deployment, log *slog.Logger) (events.Handler, error)) error {
 	log := telemetry.NewLogger(os.Stdout, p.LogLevel, p.ProjectID).With("service", name)
 	d, err := serve.StartClient(ctx, name, p)
@@ -46,13 +51,61 @@ func Main(ctx context.Context, name string, p serve.Platform, cfg any, open func
 	if err != nil {
 		return err
 	}
-	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", handler.ServeHTTP); err != nil {
+	dr := &drainer{h: handler}
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", dr.ServeHTTP); err != nil {
 		return err
 	}
 	log.Info("starting", "config", config.LogValue(cfg), "push_auth", push.Mode)
-	err = funcframework.StartHostPort("", strconv.Itoa(p.Port))
-	log.Error("stopped", "error", err.Error())
-	return err
+	served := make(chan error, 1)
+	go func() { served <- funcframework.StartHostPort("", strconv.Itoa(p.Port)) }()
+	select {
+	case err := <-served:
+		log.Error("stopped", "error", err.Error())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("draining", "grace", p.ShutdownGrace.String())
+	if !dr.drain(p.ShutdownGrace) {
+		log.Warn("grace period over: the deliveries still running will be delivered again", "running", dr.inflight.Load())
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// drainer counts the requests its handler is serving and, once draining,
+// refuses new ones with 503.
+type drainer struct {
+	h        http.Handler
+	inflight atomic.Int64
+	draining atomic.Bool
+}
+
+func (d *drainer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d.inflight.Add(1) // before the check, so drain sees it or it sees drain
+	defer d.inflight.Add(-1)
+	if d.draining.Load() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	d.h.ServeHTTP(w, r)
+}
+
+// drainPoll is how often drain looks at the requests in flight.
+const drainPoll = 10 * time.Millisecond
+
+// drain refuses new requests and waits until none is in flight (true) or
+// grace has passed (false).
+func (d *drainer) drain(grace time.Duration) bool {
+	d.draining.Store(true)
+	deadline := time.Now().Add(grace)
+	for d.inflight.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(drainPoll)
+	}
+	return true
 }
 
 // PushConfig says how a function authenticates push requests.
