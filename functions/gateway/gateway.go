@@ -276,7 +276,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 			DefaultTimeout: cfg.CallTimeout,
 			IDTokens:       cfg.IDTokens && strings.HasPrefix(b.addr, "https://"),
 			TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagators: tel.Propagator,
-			PropagateOnly: len(tel.Exporting) == 0,
+			PropagateOnly: !tel.Exports(),
 		})
 		if err != nil {
 			closeAll()

@@ -136,7 +136,7 @@ func (d *Deployment) Dial(addr string, idempotent []string, creds credentials.Pe
 		Idempotent: idempotent, PerRPCCredentials: creds,
 		IDTokens:       d.Platform.IDTokens && strings.HasPrefix(addr, "https://"),
 		TracerProvider: d.Telemetry.Tracer, MeterProvider: d.Telemetry.Meter, Propagators: d.Telemetry.Propagator,
-		PropagateOnly: len(d.Telemetry.Exporting) == 0,
+		PropagateOnly: !d.Telemetry.Exports(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: dial %s: %w", d.Name, addr, err)

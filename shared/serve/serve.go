@@ -7,9 +7,9 @@
 // the interceptors at the transport, when spans or metrics are exported;
 // else an interceptor carrying the incoming trace context) → recovery (a
 // panic becomes Internal and the server keeps serving) → error mapping
-// (apperr.Status) → auth
-// (the service's access policy) → validation (the generated ValidateAll of
-// every request message, every message of a stream included).
+// (apperr.Status) → auth (the service's access policy) → validation (the
+// generated ValidateAll of every request message, every message of a
+// stream included).
 package serve
 
 import (
@@ -177,7 +177,7 @@ func New(cfg Config, o Options) *Server {
 	unary := []grpc.UnaryServerInterceptor{s.recoverUnary, s.mapErrorsUnary, s.authUnary, validateUnary}
 	streams := []grpc.StreamServerInterceptor{s.recoverStream, s.mapErrorsStream, s.authStream, validateStream}
 	var instrument grpc.ServerOption = grpc.EmptyServerOption{}
-	if len(tel.Exporting) > 0 {
+	if tel.Exports() {
 		instrument = grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tel.Tracer),
 			otelgrpc.WithMeterProvider(tel.Meter),

@@ -104,6 +104,11 @@ func Setup(ctx context.Context, service string, cfg Config) (*Providers, error) 
 	return p, nil
 }
 
+// Exports reports whether any signal leaves the process: gRPC calls are
+// instrumented with otelgrpc only then (else only the trace context is
+// carried, see serve and dial).
+func (p *Providers) Exports() bool { return len(p.Exporting) > 0 }
+
 // Shutdown flushes and stops the exporters.
 func (p *Providers) Shutdown(ctx context.Context) error {
 	var errs []error
