@@ -233,7 +233,7 @@ func TestListPagingWhileAdding(t *testing.T) {
 	}
 }
 
-// A listing served after a change shows the change: the messages kept for
+// A listing served after a change shows the change: the encodings kept for
 // listings are those of the product's current revision.
 func TestListShowsChangesToListedProducts(t *testing.T) {
 	e := start(t, nil)

@@ -23,6 +23,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ type config struct {
 	rounds         int
 	limit, grace   time.Duration
 	json           bool
+	cpuProfile     string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -68,6 +70,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.limit, "limit", 10*time.Second, "longest wait for the first successful probe")
 	fs.DurationVar(&c.grace, "grace", 5*time.Second, "longest wait for exit after SIGTERM")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this tool (the load generator and any services a target runs in it) over the target's windows to `file`")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -211,7 +214,14 @@ func measure(ctx context.Context, d *benchkit.Deployable, cfg config, clock benc
 	if err != nil {
 		return sample{}, err
 	}
+	stopProfile, err := startProfile(cfg, d)
+	if err != nil {
+		return sample{}, err
+	}
 	res := benchkit.Load(ctx, calls, cfg.workers, cfg.window)
+	if err := stopProfile(); err != nil {
+		return sample{}, err
+	}
 	cpu1, err := clock.Process(p.PID())
 	if err != nil {
 		return sample{}, err
@@ -405,4 +415,26 @@ func ratio3(r float64) string {
 		return strconv.FormatFloat(r, 'f', 2, 64)
 	}
 	return strconv.FormatFloat(r, 'g', 3, 64)
+}
+
+// startProfile starts profiling this process's CPU for the window of the
+// target (not the reference) when -cpuprofile names a file; the returned
+// function stops and writes it. Every window of the target profiles into
+// the same file, so the last round's is what remains.
+func startProfile(cfg config, d *benchkit.Deployable) (stop func() error, err error) {
+	if cfg.cpuProfile == "" || d.Target.Name != cfg.target {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(cfg.cpuProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
