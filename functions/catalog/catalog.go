@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// buckets
@@ -55,6 +56,13 @@ type Config struct {
 	BucketURL string `envconfig:"SHOPFN_CATALOG_BUCKET"`
 	// MaxImageBytes is the largest image upload accepted (20 MiB).
 	MaxImageBytes int64 `envconfig:"SHOPFN_CATALOG_MAX_IMAGE_BYTES" default:"20971520"`
+	// ImageProcessingTimeout is how long an image may stay PROCESSING
+	// before FailStalledImages (on a schedule) marks it FAILED. It must
+	// exceed the imaging subscription's whole retry budget (infra/stack.yaml:
+	// 5 attempts of up to 120 s with backoff up to 60 s, about 14 minutes),
+	// or an image still being retried is failed (its variants, if they
+	// come, are recorded all the same).
+	ImageProcessingTimeout time.Duration `envconfig:"SHOPFN_IMAGE_PROCESSING_TIMEOUT" default:"1h"`
 }
 
 // Policy is who may call which method.
@@ -67,6 +75,7 @@ func Policy() auth.Policy {
 		catalogv1.CatalogService_BulkImportProducts_FullMethodName: auth.Admin,
 		catalogv1.CatalogService_UploadProductImage_FullMethodName: auth.Admin,
 		catalogv1.CatalogService_SetProductImages_FullMethodName:   auth.Internal,
+		catalogv1.CatalogService_FailStalledImages_FullMethodName:  auth.Internal,
 		opsv1.OutboxService_Sweep_FullMethodName:                   auth.Internal,
 	}
 }
@@ -131,7 +140,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, lis net.Listener) er
 		return err
 	}
 	defer d.Close()
-	svc := product.NewService(db, bucket, product.ImageConfig{BucketURL: bucketURL, MaxBytes: cfg.MaxImageBytes}, log)
+	svc := product.NewService(db, bucket, product.ImageConfig{BucketURL: bucketURL, MaxBytes: cfg.MaxImageBytes, ProcessingTimeout: cfg.ImageProcessingTimeout}, log)
 	catalogv1.RegisterCatalogServiceServer(d.Server, catalogapi.New(svc))
 	events := relay.Start(ctx, cfg.Outbox, log, db.Outbox)
 	defer events.Close()

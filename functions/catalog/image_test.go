@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -323,4 +324,117 @@ func TestUploadAgainAfterAFailure(t *testing.T) {
 			t.Errorf("the retry's event = %+v, want its own id and %s", events[1], outbox.TypeImageUploaded)
 		}
 	}
+}
+
+// An image left PROCESSING longer than the processing timeout (its event
+// dead-lettered or lost) is failed by FailStalledImages, which tells why;
+// images still within the timeout, and finished ones, are left alone, and
+// variants recorded late still count.
+func TestFailStalledImages(t *testing.T) {
+	fail := func(t *testing.T, e *env, ctx context.Context, limit int32) int32 {
+		t.Helper()
+		resp, err := e.client.FailStalledImages(ctx, &catalogv1.FailStalledImagesRequest{Limit: limit})
+		if err != nil {
+			t.Fatalf("FailStalledImages = %v", err)
+		}
+		return resp.GetFailed()
+	}
+
+	t.Run("within the timeout", func(t *testing.T) {
+		e := start(t, nil) // the default: an hour
+		p := e.create(t, draft("MUG-1", "Red mug", 1250))
+		if _, err := e.upload(e.admin, header(p.GetId()), part{chunk: pngBytes(t, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		before := e.get(t, p.GetId())
+		if n := fail(t, e, e.service, 0); n != 0 {
+			t.Errorf("FailStalledImages failed %d images uploaded just now, want 0", n)
+		}
+		if after := e.get(t, p.GetId()); !proto.Equal(after, before) {
+			t.Errorf("product = %v, want it unchanged: %v", after, before)
+		}
+	})
+
+	t.Run("past the timeout", func(t *testing.T) {
+		e := start(t, func(c *catalog.Config) { c.ImageProcessingTimeout = time.Nanosecond })
+		var products []*catalogv1.Product
+		var stalled []string
+		for i := range 3 {
+			p := e.create(t, draft(sku("MUG", i), "Mug", 1250))
+			up, err := e.upload(e.admin, header(p.GetId()), part{chunk: pngBytes(t, uint8(10+i))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			products, stalled = append(products, p), append(stalled, up.GetImage().GetImageId())
+		}
+		// A finished image of the first product stays as it is.
+		done, err := e.upload(e.admin, header(products[0].GetId()), part{chunk: pngBytes(t, 20)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		variants := []*catalogv1.ImageVariant{{Name: "thumbnail", Object: "products/x/thumb.jpg", Width: 10, Height: 10, ContentType: "image/jpeg"}}
+		if _, err := e.client.SetProductImages(e.service, &catalogv1.SetProductImagesRequest{ProductId: products[0].GetId(), ImageId: done.GetImage().GetImageId(), Variants: variants}); err != nil {
+			t.Fatal(err)
+		}
+
+		if n := fail(t, e, e.service, 2); n != 2 {
+			t.Errorf("FailStalledImages(limit 2) = %d, want 2", n)
+		}
+		if n := fail(t, e, e.service, 0); n != 1 {
+			t.Errorf("FailStalledImages again = %d, want the 1 left", n)
+		}
+		if n := fail(t, e, e.service, 0); n != 0 {
+			t.Errorf("FailStalledImages a third time = %d, want 0", n)
+		}
+		for i, p := range products {
+			for _, im := range e.get(t, p.GetId()).GetImages() {
+				if im.GetImageId() != stalled[i] {
+					if im.GetState() != catalogv1.ImageState_IMAGE_STATE_READY {
+						t.Errorf("finished image = %v, want it READY still", im)
+					}
+					continue
+				}
+				if im.GetState() != catalogv1.ImageState_IMAGE_STATE_FAILED || !strings.Contains(im.GetFailure(), "did not finish") || len(im.GetVariants()) != 0 {
+					t.Errorf("stalled image of product %d = %v, want FAILED for taking too long", i, im)
+				}
+			}
+		}
+		if got := len(e.events(t)); got != 4 {
+			t.Errorf("outbox = %d events, want the 4 uploads' (failing announces nothing)", got)
+		}
+
+		// Variants that come after all are recorded.
+		late, err := e.client.SetProductImages(e.service, &catalogv1.SetProductImagesRequest{ProductId: products[1].GetId(), ImageId: stalled[1], Variants: variants})
+		if err != nil || late.GetProduct().GetImages()[0].GetState() != catalogv1.ImageState_IMAGE_STATE_READY {
+			t.Errorf("SetProductImages after the timeout = %v, %v; want the image READY", late, err)
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		e := start(t, func(c *catalog.Config) { c.ImageProcessingTimeout = time.Nanosecond })
+		p := e.create(t, draft("MUG-1", "Red mug", 1250))
+		if _, err := e.upload(e.admin, header(p.GetId()), part{chunk: pngBytes(t, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		before := e.get(t, p.GetId())
+		for _, tt := range []struct {
+			name   string
+			ctx    context.Context
+			limit  int32
+			code   codes.Code
+			reason string
+		}{
+			{"negative limit", e.service, -1, codes.InvalidArgument, "INVALID_ARGUMENT"},
+			{"limit too large", e.service, 10_001, codes.InvalidArgument, "INVALID_ARGUMENT"},
+			{"admin", e.admin, 0, codes.PermissionDenied, "PERMISSION_DENIED"},
+			{"customer", e.customer, 0, codes.PermissionDenied, "PERMISSION_DENIED"},
+			{"anonymous", context.Background(), 0, codes.Unauthenticated, "TOKEN_MISSING"},
+		} {
+			_, err := e.client.FailStalledImages(tt.ctx, &catalogv1.FailStalledImagesRequest{Limit: tt.limit})
+			servetest.WantErr(t, err, tt.code, tt.reason)
+			if after := e.get(t, p.GetId()); !proto.Equal(after, before) {
+				t.Errorf("%s: product after a refused call = %v, want %v", tt.name, after, before)
+			}
+		}
+	})
 }

@@ -309,6 +309,23 @@ func (s *Server) SetProductImages(ctx context.Context, req *catalogv1.SetProduct
 	return &catalogv1.SetProductImagesResponse{Product: toProto(p)}, nil
 }
 
+// stalledImagesLimit is FailStalledImages' limit when the request names
+// none.
+const stalledImagesLimit = 500
+
+// FailStalledImages implements catalogv1.CatalogServiceServer.
+func (s *Server) FailStalledImages(ctx context.Context, req *catalogv1.FailStalledImagesRequest) (*catalogv1.FailStalledImagesResponse, error) {
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = stalledImagesLimit
+	}
+	n, err := s.svc.FailStalledImages(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	return &catalogv1.FailStalledImagesResponse{Failed: int32(n)}, nil
+}
+
 func money(m *commonv1.Money) product.Money {
 	return product.Money{Currency: m.GetCurrencyCode(), Minor: m.GetAmountMinor()}
 }

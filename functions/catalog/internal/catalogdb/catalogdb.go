@@ -37,11 +37,11 @@ const columns = `id, sku, name, description, category, currency, price_minor, ac
 // The statements of point queries and writes, prepared once: parsing SQL
 // costs more than running them.
 const (
-	sqlInsert = `INSERT INTO products (` + columns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsert = `INSERT INTO products (` + columns + `, processing_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlByID   = `SELECT ` + columns + ` FROM products WHERE id = ?`
 	sqlBySKU  = `SELECT ` + columns + ` FROM products WHERE sku = ?`
 	sqlUpdate = `UPDATE products SET name = ?, description = ?, category = ?, currency = ?, price_minor = ?, active = ?,
-		images = ?, revision = ?, update_time = ? WHERE id = ? AND revision = ?`
+		images = ?, revision = ?, update_time = ?, processing_since = ? WHERE id = ? AND revision = ?`
 	// The full-text index's changes of a transaction, each one statement
 	// for any number of products (a JSON array): removing entries needs the
 	// text they were indexed with, adding reads the products' current text.
@@ -298,12 +298,21 @@ func insert(ctx context.Context, stmt *sql.Stmt, p product.Product) error {
 		return err
 	}
 	_, err = stmt.ExecContext(ctx, p.ID, p.SKU, p.Name, p.Description, p.Category, p.Price.Currency, p.Price.Minor,
-		p.Active, images, p.Revision, p.Created.UnixMicro(), p.Updated.UnixMicro())
+		p.Active, images, p.Revision, p.Created.UnixMicro(), p.Updated.UnixMicro(), processingSince(p))
 	if store.IsUniqueViolation(err) {
 		return product.ErrSKUTaken.With("sku", p.SKU).Wrap(err)
 	}
 	if err != nil {
 		return fmt.Errorf("insert product: %w", err)
+	}
+	return nil
+}
+
+// processingSince is the processing_since column of p: NULL unless an
+// image is processing.
+func processingSince(p product.Product) any {
+	if t, ok := p.ProcessingSince(); ok {
+		return t.UnixMicro()
 	}
 	return nil
 }
@@ -315,7 +324,7 @@ func update(ctx context.Context, stmt *sql.Stmt, p product.Product, revision int
 		return err
 	}
 	res, err := stmt.ExecContext(ctx, p.Name, p.Description, p.Category, p.Price.Currency, p.Price.Minor, p.Active,
-		images, p.Revision, p.Updated.UnixMicro(), p.ID, revision)
+		images, p.Revision, p.Updated.UnixMicro(), processingSince(p), p.ID, revision)
 	if err != nil {
 		return fmt.Errorf("update product: %w", err)
 	}
@@ -540,6 +549,29 @@ func (s *Store) list(ctx context.Context, q product.Query) ([]product.Product, e
 	return ps, nil
 }
 
+// ProcessingBefore implements product.Store.
+func (s *Store) ProcessingBefore(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	d, err := s.open.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := d.QueryContext(ctx, `SELECT id FROM products WHERE processing_since <= ?
+		ORDER BY processing_since LIMIT ?`, before.UnixMicro(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("find processing images: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("find processing images: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // pointRead detaches a short, bounded read from its request's
 // cancellation: it takes microseconds, and a cancellable context makes the
 // driver start a goroutine per query to watch it.
@@ -577,6 +609,7 @@ type storedImage struct {
 	ContentType string          `json:"content_type"`
 	Size        int64           `json:"size"`
 	State       string          `json:"state"`
+	Since       int64           `json:"since,omitempty"` // Unix µs; absent before the catalog kept it
 	Variants    []storedVariant `json:"variants,omitempty"`
 	Failure     string          `json:"failure,omitempty"`
 }
@@ -603,6 +636,9 @@ func marshalImages(images []product.Image) (any, error) {
 	for i, im := range images {
 		out[i] = storedImage{ID: im.ID, Object: im.Object, ContentType: im.ContentType, Size: im.Size,
 			State: stateNames[im.State], Failure: im.Failure}
+		if !im.Since.IsZero() {
+			out[i].Since = im.Since.UnixMicro()
+		}
 		for _, v := range im.Variants {
 			out[i].Variants = append(out[i].Variants, storedVariant(v))
 		}
@@ -622,6 +658,9 @@ func unmarshalImages(s string) ([]product.Image, error) {
 	out := make([]product.Image, len(in))
 	for i, im := range in {
 		out[i] = product.Image{ID: im.ID, Object: im.Object, ContentType: im.ContentType, Size: im.Size, Failure: im.Failure}
+		if im.Since != 0 {
+			out[i].Since = time.UnixMicro(im.Since).UTC()
+		}
 		for st, name := range stateNames {
 			if name == im.State {
 				out[i].State = st

@@ -4,15 +4,20 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
+	"time"
 
 	"github.com/shopfn/shopfn/functions/catalog/internal/catalogdb"
 	"github.com/shopfn/shopfn/functions/catalog/internal/product"
 	"github.com/shopfn/shopfn/functions/catalog/internal/product/storetest"
+	"github.com/shopfn/shopfn/shared/store"
 )
 
 func open(t testing.TB, cacheSize, cachePages int) (*catalogdb.Store, string) {
@@ -195,5 +200,52 @@ func BenchmarkSearch(b *testing.B) {
 		})
 		b.Run("fts5-byname/"+name, func(b *testing.B) { rawQuery(b, byName, words) })
 		b.Run("like/"+name, func(b *testing.B) { rawQuery(b, like, words) })
+	}
+}
+
+// TestMigrationFindsImagesProcessingBeforeIt opens a database written
+// before images kept their time: a product whose image was PROCESSING is
+// found by ProcessingBefore from its update time, the others are not.
+func TestMigrationFindsImagesProcessingBeforeIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	first, err := fs.ReadFile(catalogdb.Migrations().FS, "0001_products.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := store.Migrations{Name: "catalog", FS: fstest.MapFS{"0001_products.sql": {Data: first}}}
+	db, err := store.OpenSQLite(context.Background(), path, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert := `INSERT INTO products (id, sku, name, description, category, currency, price_minor, active, images, revision, create_time, update_time)
+		VALUES (?, ?, 'Mug', '', 'kitchen', 'EUR', 100, 1, ?, 2, 1000, ?)`
+	const processing = `[{"id":"img1","object":"o","content_type":"image/jpeg","size":1,"state":"processing"}]`
+	const ready = `[{"id":"img1","object":"o","content_type":"image/jpeg","size":1,"state":"ready"}]`
+	for _, row := range []struct {
+		id     string
+		images any
+	}{{"prd_processing", processing}, {"prd_ready", ready}, {"prd_none", nil}} {
+		if _, err := db.Exec(insert, row.id, "SKU-"+row.id, row.images, int64(2_000_000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := catalogdb.Open(context.Background(), path, 0, 0)
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	updated := time.UnixMicro(2_000_000)
+	if ids, err := s.ProcessingBefore(ctx, updated, 10); err != nil || !slices.Equal(ids, []string{"prd_processing"}) {
+		t.Errorf("ProcessingBefore(its update time) = %v, %v; want [prd_processing]", ids, err)
+	}
+	if ids, err := s.ProcessingBefore(ctx, updated.Add(-time.Microsecond), 10); err != nil || len(ids) != 0 {
+		t.Errorf("ProcessingBefore(just before its update) = %v, %v; want none", ids, err)
+	}
+	p, err := s.ByID(ctx, "prd_processing")
+	if err != nil || len(p.Images) != 1 || !p.Images[0].Since.IsZero() {
+		t.Fatalf("ByID = %+v, %v; want its image with no time of its own", p, err)
+	}
+	if since, ok := p.ProcessingSince(); !ok || !since.Equal(updated) {
+		t.Errorf("ProcessingSince = %v, %v; want the update time %v", since, ok, updated)
 	}
 }

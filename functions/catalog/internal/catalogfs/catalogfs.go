@@ -122,6 +122,9 @@ type productDoc struct {
 	Created     time.Time  `firestore:"create_time"`
 	Updated     time.Time  `firestore:"update_time"`
 	Words       []string   `firestore:"words"`
+	// ProcessingSince is Product.ProcessingSince, null when no image is
+	// processing: what ProcessingBefore queries.
+	ProcessingSince *time.Time `firestore:"processing_since"`
 }
 
 type imageDoc struct {
@@ -130,6 +133,7 @@ type imageDoc struct {
 	ContentType string       `firestore:"content_type"`
 	Size        int64        `firestore:"size"`
 	State       string       `firestore:"state"`
+	Since       time.Time    `firestore:"since"`
 	Variants    []variantDoc `firestore:"variants"`
 	Failure     string       `firestore:"failure"`
 }
@@ -160,11 +164,15 @@ func toDoc(p product.Product) productDoc {
 		Words: indexWords(p.Name, p.Description),
 	}
 	for _, im := range p.Images {
-		id := imageDoc{ID: im.ID, Object: im.Object, ContentType: im.ContentType, Size: im.Size, State: stateNames[im.State], Failure: im.Failure}
+		id := imageDoc{ID: im.ID, Object: im.Object, ContentType: im.ContentType, Size: im.Size, State: stateNames[im.State], Since: im.Since.UTC(), Failure: im.Failure}
 		for _, v := range im.Variants {
 			id.Variants = append(id.Variants, variantDoc(v))
 		}
 		d.Images = append(d.Images, id)
+	}
+	if t, ok := p.ProcessingSince(); ok {
+		t = t.UTC()
+		d.ProcessingSince = &t
 	}
 	return d
 }
@@ -188,6 +196,9 @@ func decode(snap *firestore.DocumentSnapshot) (product.Product, []string, error)
 	}
 	for _, im := range d.Images {
 		pi := product.Image{ID: im.ID, Object: im.Object, ContentType: im.ContentType, Size: im.Size, Failure: im.Failure}
+		if !im.Since.IsZero() {
+			pi.Since = im.Since.UTC()
+		}
 		for st, name := range stateNames {
 			if name == im.State {
 				pi.State = st
@@ -320,6 +331,26 @@ func (s *Store) Update(ctx context.Context, id string, edit product.Edit) (produ
 		return product.Product{}, err
 	}
 	return out, nil
+}
+
+// ProcessingBefore implements product.Store, on the processing_since
+// field (a single-field index, which Firestore keeps by default). Products
+// written before the field existed have none until their next write.
+func (s *Store) ProcessingBefore(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	c, err := s.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := c.Collection(productsColl).Where("processing_since", "<=", before.UTC()).
+		OrderBy("processing_since", firestore.Asc).Limit(limit).Select().Documents(ctx).GetAll()
+	if err != nil {
+		return nil, fmt.Errorf("find processing images: %w", err)
+	}
+	ids := make([]string, len(snaps))
+	for i, snap := range snaps {
+		ids[i] = snap.Ref.ID
+	}
+	return ids, nil
 }
 
 // Import implements product.Store: up to importChunk drafts per

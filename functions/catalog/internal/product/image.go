@@ -113,8 +113,8 @@ func (s *Service) UploadImage(ctx context.Context, productID string, next func()
 		}
 	}
 
-	img := Image{ID: imageID, Object: object, ContentType: ctype, Size: size, State: ImageProcessing}
 	now := s.stamp()
+	img := Image{ID: imageID, Object: object, ContentType: ctype, Size: size, State: ImageProcessing, Since: now}
 	_, err = s.store.Update(ctx, productID, func(p *Product) (bool, []outbox.Event, error) {
 		eventID := imageEventID(productID, imageID)
 		switch i := slices.IndexFunc(p.Images, func(im Image) bool { return im.ID == imageID }); {
@@ -126,7 +126,7 @@ func (s *Service) UploadImage(ctx context.Context, productID string, next func()
 			// try (after a fix to imaging, or a raised limit). The event
 			// of each try has its own id.
 			img = p.Images[i]
-			img.State, img.Failure, img.Variants = ImageProcessing, "", nil
+			img.State, img.Failure, img.Variants, img.Since = ImageProcessing, "", nil, now
 			p.Images = slices.Clone(p.Images)
 			p.Images[i] = img
 			eventID += "-r" + strconv.FormatInt(p.Revision+1, 10)

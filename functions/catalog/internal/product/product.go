@@ -4,6 +4,7 @@ package product
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -68,8 +69,36 @@ type Image struct {
 	ContentType string
 	Size        int64
 	State       ImageState
-	Variants    []Variant
-	Failure     string
+	// Since is when the image entered its state (zero for images recorded
+	// before the catalog kept it: the product's update time stands in).
+	Since    time.Time
+	Variants []Variant
+	Failure  string
+}
+
+// ProcessingSince is the earliest Since of p's PROCESSING images (zero
+// Since counting as p.Updated), and false when none is processing. Stores
+// keep it queryable for FailStalledImages.
+func (p Product) ProcessingSince() (time.Time, bool) {
+	var first time.Time
+	found := false
+	for _, im := range p.Images {
+		if im.State != ImageProcessing {
+			continue
+		}
+		if since := p.imageSince(im); !found || since.Before(first) {
+			first, found = since, true
+		}
+	}
+	return first, found
+}
+
+// imageSince is when im, an image of p, entered its state.
+func (p Product) imageSince(im Image) time.Time {
+	if im.Since.IsZero() {
+		return p.Updated
+	}
+	return im.Since
 }
 
 // Variant is one processed rendition of an image.
@@ -165,6 +194,10 @@ type Store interface {
 	// Update runs edit on the product id inside one transaction and writes
 	// the result with its events when edit reports a change.
 	Update(ctx context.Context, id string, edit Edit) (Product, error)
+	// ProcessingBefore returns the ids of up to limit products with an
+	// image PROCESSING since before (see Product.ProcessingSince), the
+	// longest-waiting first.
+	ProcessingBefore(ctx context.Context, before time.Time, limit int) ([]string, error)
 	// Import upserts each draft by SKU, in order, with merge deciding what
 	// each does. A failing item fails alone (its ItemResult.Err); the error
 	// is for failures of the whole call (the context ended).
@@ -183,6 +216,9 @@ type ImageConfig struct {
 	BucketURL string
 	// MaxBytes is the largest original accepted.
 	MaxBytes int64
+	// ProcessingTimeout is how long an image may stay PROCESSING before
+	// FailStalledImages marks it FAILED.
+	ProcessingTimeout time.Duration
 }
 
 // Source is the CloudEvents source of the catalog's events.
@@ -297,10 +333,55 @@ func (s *Service) SetImages(ctx context.Context, productID, imageID string, vari
 		if im.State == state && im.Failure == failure && slices.Equal(im.Variants, variants) {
 			return false, nil, nil
 		}
-		im.State, im.Failure, im.Variants = state, failure, slices.Clone(variants)
+		im.State, im.Failure, im.Variants, im.Since = state, failure, slices.Clone(variants), now
 		p.Images = slices.Clone(p.Images)
 		p.Images[i] = im
 		p.Revision, p.Updated = p.Revision+1, now
 		return true, nil, nil
 	})
+}
+
+// FailStalledImages marks FAILED the images of up to limit products that
+// have been PROCESSING for longer than the processing timeout: their event ran out of
+// delivery attempts or was lost, so no SetImages will come unless someone
+// acts. The failure says so; uploading the image again retries it. It
+// returns how many images it failed.
+func (s *Service) FailStalledImages(ctx context.Context, limit int) (int, error) {
+	timeout := s.images.ProcessingTimeout
+	now := s.stamp()
+	cutoff := now.Add(-timeout)
+	ids, err := s.store.ProcessingBefore(ctx, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("find stalled images: %w", err)
+	}
+	failure := fmt.Sprintf("processing did not finish within %s; upload the image again to retry", timeout)
+	failed := 0
+	for _, id := range ids {
+		n := 0
+		_, err := s.store.Update(ctx, id, func(p *Product) (bool, []outbox.Event, error) {
+			n = 0 // edit may run more than once
+			images := slices.Clone(p.Images)
+			for i, im := range images {
+				if im.State != ImageProcessing || p.imageSince(im).After(cutoff) {
+					continue
+				}
+				images[i].State, images[i].Failure, images[i].Variants, images[i].Since = ImageFailed, failure, nil, now
+				n++
+			}
+			if n == 0 {
+				return false, nil, nil // finished or uploaded again meanwhile
+			}
+			p.Images = images
+			p.Revision, p.Updated = p.Revision+1, now
+			return true, nil, nil
+		})
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return failed, fmt.Errorf("fail stalled images of %s: %w", id, err)
+		}
+		failed += n
+	}
+	return failed, nil
 }

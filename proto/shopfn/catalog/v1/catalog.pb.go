@@ -1478,6 +1478,98 @@ func (x *SetProductImagesResponse) GetProduct() *Product {
 	return nil
 }
 
+// FailStalledImagesRequest is the input of FailStalledImages.
+type FailStalledImagesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Maximum images to mark FAILED in this call; 0 means 500.
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailStalledImagesRequest) Reset() {
+	*x = FailStalledImagesRequest{}
+	mi := &file_shopfn_catalog_v1_catalog_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailStalledImagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailStalledImagesRequest) ProtoMessage() {}
+
+func (x *FailStalledImagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shopfn_catalog_v1_catalog_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailStalledImagesRequest.ProtoReflect.Descriptor instead.
+func (*FailStalledImagesRequest) Descriptor() ([]byte, []int) {
+	return file_shopfn_catalog_v1_catalog_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *FailStalledImagesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// FailStalledImagesResponse is the output of FailStalledImages.
+type FailStalledImagesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many images were marked FAILED.
+	Failed        int32 `protobuf:"varint,1,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailStalledImagesResponse) Reset() {
+	*x = FailStalledImagesResponse{}
+	mi := &file_shopfn_catalog_v1_catalog_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailStalledImagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailStalledImagesResponse) ProtoMessage() {}
+
+func (x *FailStalledImagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shopfn_catalog_v1_catalog_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailStalledImagesResponse.ProtoReflect.Descriptor instead.
+func (*FailStalledImagesResponse) Descriptor() ([]byte, []int) {
+	return file_shopfn_catalog_v1_catalog_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *FailStalledImagesResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
 var File_shopfn_catalog_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_shopfn_catalog_v1_catalog_proto_rawDesc = "" +
@@ -1585,13 +1677,18 @@ const file_shopfn_catalog_v1_catalog_proto_rawDesc = "" +
 	"\bvariants\x18\x03 \x03(\v2\x1f.shopfn.catalog.v1.ImageVariantB\b\xfaB\x05\x92\x01\x02\x10\x10R\bvariants\x12\"\n" +
 	"\afailure\x18\x04 \x01(\tB\b\xfaB\x05r\x03\x18\xe8\aR\afailure\"P\n" +
 	"\x18SetProductImagesResponse\x124\n" +
-	"\aproduct\x18\x01 \x01(\v2\x1a.shopfn.catalog.v1.ProductR\aproduct*t\n" +
+	"\aproduct\x18\x01 \x01(\v2\x1a.shopfn.catalog.v1.ProductR\aproduct\"<\n" +
+	"\x18FailStalledImagesRequest\x12 \n" +
+	"\x05limit\x18\x01 \x01(\x05B\n" +
+	"\xfaB\a\x1a\x05\x18\x90N(\x00R\x05limit\"3\n" +
+	"\x19FailStalledImagesResponse\x12\x16\n" +
+	"\x06failed\x18\x01 \x01(\x05R\x06failed*t\n" +
 	"\n" +
 	"ImageState\x12\x1b\n" +
 	"\x17IMAGE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16IMAGE_STATE_PROCESSING\x10\x01\x12\x15\n" +
 	"\x11IMAGE_STATE_READY\x10\x02\x12\x16\n" +
-	"\x12IMAGE_STATE_FAILED\x10\x032\xeb\x06\n" +
+	"\x12IMAGE_STATE_FAILED\x10\x032\xdb\a\n" +
 	"\x0eCatalogService\x12\x81\x01\n" +
 	"\rCreateProduct\x12'.shopfn.catalog.v1.CreateProductRequest\x1a(.shopfn.catalog.v1.CreateProductResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\aproduct\"\f/v1/products\x12|\n" +
 	"\n" +
@@ -1600,7 +1697,8 @@ const file_shopfn_catalog_v1_catalog_proto_rawDesc = "" +
 	"\rUpdateProduct\x12'.shopfn.catalog.v1.UpdateProductRequest\x1a(.shopfn.catalog.v1.UpdateProductResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*2\x19/v1/products/{product_id}\x12s\n" +
 	"\x12BulkImportProducts\x12,.shopfn.catalog.v1.BulkImportProductsRequest\x1a-.shopfn.catalog.v1.BulkImportProductsResponse(\x01\x12s\n" +
 	"\x12UploadProductImage\x12,.shopfn.catalog.v1.UploadProductImageRequest\x1a-.shopfn.catalog.v1.UploadProductImageResponse(\x01\x12k\n" +
-	"\x10SetProductImages\x12*.shopfn.catalog.v1.SetProductImagesRequest\x1a+.shopfn.catalog.v1.SetProductImagesResponseB<Z:github.com/shopfn/shopfn/proto/shopfn/catalog/v1;catalogv1b\x06proto3"
+	"\x10SetProductImages\x12*.shopfn.catalog.v1.SetProductImagesRequest\x1a+.shopfn.catalog.v1.SetProductImagesResponse\x12n\n" +
+	"\x11FailStalledImages\x12+.shopfn.catalog.v1.FailStalledImagesRequest\x1a,.shopfn.catalog.v1.FailStalledImagesResponseB<Z:github.com/shopfn/shopfn/proto/shopfn/catalog/v1;catalogv1b\x06proto3"
 
 var (
 	file_shopfn_catalog_v1_catalog_proto_rawDescOnce sync.Once
@@ -1615,7 +1713,7 @@ func file_shopfn_catalog_v1_catalog_proto_rawDescGZIP() []byte {
 }
 
 var file_shopfn_catalog_v1_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shopfn_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_shopfn_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_shopfn_catalog_v1_catalog_proto_goTypes = []any{
 	(ImageState)(0),                    // 0: shopfn.catalog.v1.ImageState
 	(*Product)(nil),                    // 1: shopfn.catalog.v1.Product
@@ -1638,24 +1736,26 @@ var file_shopfn_catalog_v1_catalog_proto_goTypes = []any{
 	(*UploadProductImageResponse)(nil), // 18: shopfn.catalog.v1.UploadProductImageResponse
 	(*SetProductImagesRequest)(nil),    // 19: shopfn.catalog.v1.SetProductImagesRequest
 	(*SetProductImagesResponse)(nil),   // 20: shopfn.catalog.v1.SetProductImagesResponse
-	(*v1.Money)(nil),                   // 21: shopfn.common.v1.Money
-	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 23: google.protobuf.FieldMask
+	(*FailStalledImagesRequest)(nil),   // 21: shopfn.catalog.v1.FailStalledImagesRequest
+	(*FailStalledImagesResponse)(nil),  // 22: shopfn.catalog.v1.FailStalledImagesResponse
+	(*v1.Money)(nil),                   // 23: shopfn.common.v1.Money
+	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 25: google.protobuf.FieldMask
 }
 var file_shopfn_catalog_v1_catalog_proto_depIdxs = []int32{
-	21, // 0: shopfn.catalog.v1.Product.price:type_name -> shopfn.common.v1.Money
+	23, // 0: shopfn.catalog.v1.Product.price:type_name -> shopfn.common.v1.Money
 	2,  // 1: shopfn.catalog.v1.Product.images:type_name -> shopfn.catalog.v1.ProductImage
-	22, // 2: shopfn.catalog.v1.Product.create_time:type_name -> google.protobuf.Timestamp
-	22, // 3: shopfn.catalog.v1.Product.update_time:type_name -> google.protobuf.Timestamp
+	24, // 2: shopfn.catalog.v1.Product.create_time:type_name -> google.protobuf.Timestamp
+	24, // 3: shopfn.catalog.v1.Product.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: shopfn.catalog.v1.ProductImage.state:type_name -> shopfn.catalog.v1.ImageState
 	3,  // 5: shopfn.catalog.v1.ProductImage.variants:type_name -> shopfn.catalog.v1.ImageVariant
-	21, // 6: shopfn.catalog.v1.ProductDraft.price:type_name -> shopfn.common.v1.Money
+	23, // 6: shopfn.catalog.v1.ProductDraft.price:type_name -> shopfn.common.v1.Money
 	4,  // 7: shopfn.catalog.v1.CreateProductRequest.product:type_name -> shopfn.catalog.v1.ProductDraft
 	1,  // 8: shopfn.catalog.v1.CreateProductResponse.product:type_name -> shopfn.catalog.v1.Product
 	1,  // 9: shopfn.catalog.v1.GetProductResponse.product:type_name -> shopfn.catalog.v1.Product
 	1,  // 10: shopfn.catalog.v1.ListProductsResponse.products:type_name -> shopfn.catalog.v1.Product
 	4,  // 11: shopfn.catalog.v1.UpdateProductRequest.product:type_name -> shopfn.catalog.v1.ProductDraft
-	23, // 12: shopfn.catalog.v1.UpdateProductRequest.update_mask:type_name -> google.protobuf.FieldMask
+	25, // 12: shopfn.catalog.v1.UpdateProductRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 13: shopfn.catalog.v1.UpdateProductResponse.product:type_name -> shopfn.catalog.v1.Product
 	4,  // 14: shopfn.catalog.v1.BulkImportProductsRequest.product:type_name -> shopfn.catalog.v1.ProductDraft
 	15, // 15: shopfn.catalog.v1.BulkImportProductsResponse.errors:type_name -> shopfn.catalog.v1.ImportError
@@ -1670,15 +1770,17 @@ var file_shopfn_catalog_v1_catalog_proto_depIdxs = []int32{
 	13, // 24: shopfn.catalog.v1.CatalogService.BulkImportProducts:input_type -> shopfn.catalog.v1.BulkImportProductsRequest
 	16, // 25: shopfn.catalog.v1.CatalogService.UploadProductImage:input_type -> shopfn.catalog.v1.UploadProductImageRequest
 	19, // 26: shopfn.catalog.v1.CatalogService.SetProductImages:input_type -> shopfn.catalog.v1.SetProductImagesRequest
-	6,  // 27: shopfn.catalog.v1.CatalogService.CreateProduct:output_type -> shopfn.catalog.v1.CreateProductResponse
-	8,  // 28: shopfn.catalog.v1.CatalogService.GetProduct:output_type -> shopfn.catalog.v1.GetProductResponse
-	10, // 29: shopfn.catalog.v1.CatalogService.ListProducts:output_type -> shopfn.catalog.v1.ListProductsResponse
-	12, // 30: shopfn.catalog.v1.CatalogService.UpdateProduct:output_type -> shopfn.catalog.v1.UpdateProductResponse
-	14, // 31: shopfn.catalog.v1.CatalogService.BulkImportProducts:output_type -> shopfn.catalog.v1.BulkImportProductsResponse
-	18, // 32: shopfn.catalog.v1.CatalogService.UploadProductImage:output_type -> shopfn.catalog.v1.UploadProductImageResponse
-	20, // 33: shopfn.catalog.v1.CatalogService.SetProductImages:output_type -> shopfn.catalog.v1.SetProductImagesResponse
-	27, // [27:34] is the sub-list for method output_type
-	20, // [20:27] is the sub-list for method input_type
+	21, // 27: shopfn.catalog.v1.CatalogService.FailStalledImages:input_type -> shopfn.catalog.v1.FailStalledImagesRequest
+	6,  // 28: shopfn.catalog.v1.CatalogService.CreateProduct:output_type -> shopfn.catalog.v1.CreateProductResponse
+	8,  // 29: shopfn.catalog.v1.CatalogService.GetProduct:output_type -> shopfn.catalog.v1.GetProductResponse
+	10, // 30: shopfn.catalog.v1.CatalogService.ListProducts:output_type -> shopfn.catalog.v1.ListProductsResponse
+	12, // 31: shopfn.catalog.v1.CatalogService.UpdateProduct:output_type -> shopfn.catalog.v1.UpdateProductResponse
+	14, // 32: shopfn.catalog.v1.CatalogService.BulkImportProducts:output_type -> shopfn.catalog.v1.BulkImportProductsResponse
+	18, // 33: shopfn.catalog.v1.CatalogService.UploadProductImage:output_type -> shopfn.catalog.v1.UploadProductImageResponse
+	20, // 34: shopfn.catalog.v1.CatalogService.SetProductImages:output_type -> shopfn.catalog.v1.SetProductImagesResponse
+	22, // 35: shopfn.catalog.v1.CatalogService.FailStalledImages:output_type -> shopfn.catalog.v1.FailStalledImagesResponse
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -1699,7 +1801,7 @@ func file_shopfn_catalog_v1_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shopfn_catalog_v1_catalog_proto_rawDesc), len(file_shopfn_catalog_v1_catalog_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

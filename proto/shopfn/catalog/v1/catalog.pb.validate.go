@@ -3006,3 +3006,220 @@ var _ interface {
 	Cause() error
 	ErrorName() string
 } = SetProductImagesResponseValidationError{}
+
+// Validate checks the field values on FailStalledImagesRequest with the rules
+// defined in the proto definition for this message. If any rules are
+// violated, the first error encountered is returned, or nil if there are no violations.
+func (m *FailStalledImagesRequest) Validate() error {
+	return m.validate(false)
+}
+
+// ValidateAll checks the field values on FailStalledImagesRequest with the
+// rules defined in the proto definition for this message. If any rules are
+// violated, the result is a list of violation errors wrapped in
+// FailStalledImagesRequestMultiError, or nil if none found.
+func (m *FailStalledImagesRequest) ValidateAll() error {
+	return m.validate(true)
+}
+
+func (m *FailStalledImagesRequest) validate(all bool) error {
+	if m == nil {
+		return nil
+	}
+
+	var errors []error
+
+	if val := m.GetLimit(); val < 0 || val > 10000 {
+		err := FailStalledImagesRequestValidationError{
+			field:  "Limit",
+			reason: "value must be inside range [0, 10000]",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if len(errors) > 0 {
+		return FailStalledImagesRequestMultiError(errors)
+	}
+
+	return nil
+}
+
+// FailStalledImagesRequestMultiError is an error wrapping multiple validation
+// errors returned by FailStalledImagesRequest.ValidateAll() if the designated
+// constraints aren't met.
+type FailStalledImagesRequestMultiError []error
+
+// Error returns a concatenation of all the error messages it wraps.
+func (m FailStalledImagesRequestMultiError) Error() string {
+	msgs := make([]string, 0, len(m))
+	for _, err := range m {
+		msgs = append(msgs, err.Error())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// AllErrors returns a list of validation violation errors.
+func (m FailStalledImagesRequestMultiError) AllErrors() []error { return m }
+
+// FailStalledImagesRequestValidationError is the validation error returned by
+// FailStalledImagesRequest.Validate if the designated constraints aren't met.
+type FailStalledImagesRequestValidationError struct {
+	field  string
+	reason string
+	cause  error
+	key    bool
+}
+
+// Field function returns field value.
+func (e FailStalledImagesRequestValidationError) Field() string { return e.field }
+
+// Reason function returns reason value.
+func (e FailStalledImagesRequestValidationError) Reason() string { return e.reason }
+
+// Cause function returns cause value.
+func (e FailStalledImagesRequestValidationError) Cause() error { return e.cause }
+
+// Key function returns key value.
+func (e FailStalledImagesRequestValidationError) Key() bool { return e.key }
+
+// ErrorName returns error name.
+func (e FailStalledImagesRequestValidationError) ErrorName() string {
+	return "FailStalledImagesRequestValidationError"
+}
+
+// Error satisfies the builtin error interface
+func (e FailStalledImagesRequestValidationError) Error() string {
+	cause := ""
+	if e.cause != nil {
+		cause = fmt.Sprintf(" | caused by: %v", e.cause)
+	}
+
+	key := ""
+	if e.key {
+		key = "key for "
+	}
+
+	return fmt.Sprintf(
+		"invalid %sFailStalledImagesRequest.%s: %s%s",
+		key,
+		e.field,
+		e.reason,
+		cause)
+}
+
+var _ error = FailStalledImagesRequestValidationError{}
+
+var _ interface {
+	Field() string
+	Reason() string
+	Key() bool
+	Cause() error
+	ErrorName() string
+} = FailStalledImagesRequestValidationError{}
+
+// Validate checks the field values on FailStalledImagesResponse with the rules
+// defined in the proto definition for this message. If any rules are
+// violated, the first error encountered is returned, or nil if there are no violations.
+func (m *FailStalledImagesResponse) Validate() error {
+	return m.validate(false)
+}
+
+// ValidateAll checks the field values on FailStalledImagesResponse with the
+// rules defined in the proto definition for this message. If any rules are
+// violated, the result is a list of violation errors wrapped in
+// FailStalledImagesResponseMultiError, or nil if none found.
+func (m *FailStalledImagesResponse) ValidateAll() error {
+	return m.validate(true)
+}
+
+func (m *FailStalledImagesResponse) validate(all bool) error {
+	if m == nil {
+		return nil
+	}
+
+	var errors []error
+
+	// no validation rules for Failed
+
+	if len(errors) > 0 {
+		return FailStalledImagesResponseMultiError(errors)
+	}
+
+	return nil
+}
+
+// FailStalledImagesResponseMultiError is an error wrapping multiple validation
+// errors returned by FailStalledImagesResponse.ValidateAll() if the
+// designated constraints aren't met.
+type FailStalledImagesResponseMultiError []error
+
+// Error returns a concatenation of all the error messages it wraps.
+func (m FailStalledImagesResponseMultiError) Error() string {
+	msgs := make([]string, 0, len(m))
+	for _, err := range m {
+		msgs = append(msgs, err.Error())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// AllErrors returns a list of validation violation errors.
+func (m FailStalledImagesResponseMultiError) AllErrors() []error { return m }
+
+// FailStalledImagesResponseValidationError is the validation error returned by
+// FailStalledImagesResponse.Validate if the designated constraints aren't met.
+type FailStalledImagesResponseValidationError struct {
+	field  string
+	reason string
+	cause  error
+	key    bool
+}
+
+// Field function returns field value.
+func (e FailStalledImagesResponseValidationError) Field() string { return e.field }
+
+// Reason function returns reason value.
+func (e FailStalledImagesResponseValidationError) Reason() string { return e.reason }
+
+// Cause function returns cause value.
+func (e FailStalledImagesResponseValidationError) Cause() error { return e.cause }
+
+// Key function returns key value.
+func (e FailStalledImagesResponseValidationError) Key() bool { return e.key }
+
+// ErrorName returns error name.
+func (e FailStalledImagesResponseValidationError) ErrorName() string {
+	return "FailStalledImagesResponseValidationError"
+}
+
+// Error satisfies the builtin error interface
+func (e FailStalledImagesResponseValidationError) Error() string {
+	cause := ""
+	if e.cause != nil {
+		cause = fmt.Sprintf(" | caused by: %v", e.cause)
+	}
+
+	key := ""
+	if e.key {
+		key = "key for "
+	}
+
+	return fmt.Sprintf(
+		"invalid %sFailStalledImagesResponse.%s: %s%s",
+		key,
+		e.field,
+		e.reason,
+		cause)
+}
+
+var _ error = FailStalledImagesResponseValidationError{}
+
+var _ interface {
+	Field() string
+	Reason() string
+	Key() bool
+	Cause() error
+	ErrorName() string
+} = FailStalledImagesResponseValidationError{}

@@ -28,6 +28,7 @@ const (
 	CatalogService_BulkImportProducts_FullMethodName = "/shopfn.catalog.v1.CatalogService/BulkImportProducts"
 	CatalogService_UploadProductImage_FullMethodName = "/shopfn.catalog.v1.CatalogService/UploadProductImage"
 	CatalogService_SetProductImages_FullMethodName   = "/shopfn.catalog.v1.CatalogService/SetProductImages"
+	CatalogService_FailStalledImages_FullMethodName  = "/shopfn.catalog.v1.CatalogService/FailStalledImages"
 )
 
 // CatalogServiceClient is the client API for CatalogService service.
@@ -58,6 +59,15 @@ type CatalogServiceClient interface {
 	// SetProductImages records the variants the imaging function produced.
 	// Internal. Idempotent.
 	SetProductImages(ctx context.Context, in *SetProductImagesRequest, opts ...grpc.CallOption) (*SetProductImagesResponse, error)
+	// FailStalledImages marks FAILED up to limit images that have been
+	// PROCESSING for longer than the catalog's processing timeout
+	// (SHOPFN_IMAGE_PROCESSING_TIMEOUT): their events ran out of delivery
+	// attempts (dead-lettered) or were lost, and nothing else would ever end
+	// their processing. Uploading such an image again retries it; variants
+	// recorded late by SetProductImages still count. Internal; called on a
+	// schedule. Idempotent. A response with failed equal to the limit may
+	// mean more are left: call again.
+	FailStalledImages(ctx context.Context, in *FailStalledImagesRequest, opts ...grpc.CallOption) (*FailStalledImagesResponse, error)
 }
 
 type catalogServiceClient struct {
@@ -144,6 +154,16 @@ func (c *catalogServiceClient) SetProductImages(ctx context.Context, in *SetProd
 	return out, nil
 }
 
+func (c *catalogServiceClient) FailStalledImages(ctx context.Context, in *FailStalledImagesRequest, opts ...grpc.CallOption) (*FailStalledImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FailStalledImagesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_FailStalledImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CatalogServiceServer is the server API for CatalogService service.
 // All implementations must embed UnimplementedCatalogServiceServer
 // for forward compatibility.
@@ -172,6 +192,15 @@ type CatalogServiceServer interface {
 	// SetProductImages records the variants the imaging function produced.
 	// Internal. Idempotent.
 	SetProductImages(context.Context, *SetProductImagesRequest) (*SetProductImagesResponse, error)
+	// FailStalledImages marks FAILED up to limit images that have been
+	// PROCESSING for longer than the catalog's processing timeout
+	// (SHOPFN_IMAGE_PROCESSING_TIMEOUT): their events ran out of delivery
+	// attempts (dead-lettered) or were lost, and nothing else would ever end
+	// their processing. Uploading such an image again retries it; variants
+	// recorded late by SetProductImages still count. Internal; called on a
+	// schedule. Idempotent. A response with failed equal to the limit may
+	// mean more are left: call again.
+	FailStalledImages(context.Context, *FailStalledImagesRequest) (*FailStalledImagesResponse, error)
 	mustEmbedUnimplementedCatalogServiceServer()
 }
 
@@ -202,6 +231,9 @@ func (UnimplementedCatalogServiceServer) UploadProductImage(grpc.ClientStreaming
 }
 func (UnimplementedCatalogServiceServer) SetProductImages(context.Context, *SetProductImagesRequest) (*SetProductImagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetProductImages not implemented")
+}
+func (UnimplementedCatalogServiceServer) FailStalledImages(context.Context, *FailStalledImagesRequest) (*FailStalledImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FailStalledImages not implemented")
 }
 func (UnimplementedCatalogServiceServer) mustEmbedUnimplementedCatalogServiceServer() {}
 func (UnimplementedCatalogServiceServer) testEmbeddedByValue()                        {}
@@ -328,6 +360,24 @@ func _CatalogService_SetProductImages_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_FailStalledImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FailStalledImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).FailStalledImages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_FailStalledImages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).FailStalledImages(ctx, req.(*FailStalledImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CatalogService_ServiceDesc is the grpc.ServiceDesc for CatalogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -354,6 +404,10 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetProductImages",
 			Handler:    _CatalogService_SetProductImages_Handler,
+		},
+		{
+			MethodName: "FailStalledImages",
+			Handler:    _CatalogService_FailStalledImages_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

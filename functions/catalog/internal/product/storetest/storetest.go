@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Import", func(t *testing.T) { testImport(t, open(t)) })
 	t.Run("ImportFailsItemsAlone", func(t *testing.T) { testImportFailsItemsAlone(t, open(t)) })
 	t.Run("ConcurrentUpdatesOfOneProduct", func(t *testing.T) { testConcurrentUpdates(t, open(t)) })
+	t.Run("ProcessingBefore", func(t *testing.T) { testProcessingBefore(t, open(t)) })
 }
 
 // stamp is a time as stores keep it.
@@ -535,4 +536,63 @@ func testConcurrentUpdates(t *testing.T, s Store) {
 	if err != nil || p.Revision != 1+writers*updatesPerWriter || len(strings.Fields(p.Description)) != writers*updatesPerWriter {
 		t.Errorf("ByID after the race = revision %d, %q, %v", p.Revision, p.Description, err)
 	}
+}
+
+// withImages returns p holding one image per state, each in that state
+// since the time given (a zero time: since p's update).
+func withImages(p product.Product, states map[product.ImageState]time.Time) product.Product {
+	for _, st := range []product.ImageState{product.ImageProcessing, product.ImageReady, product.ImageFailed} {
+		since, ok := states[st]
+		if !ok {
+			continue
+		}
+		p.Images = append(p.Images, product.Image{
+			ID: fmt.Sprintf("img%d", st), Object: fmt.Sprintf("products/%s/images/img%d/original.jpg", p.ID, st),
+			ContentType: "image/jpeg", Size: 10, State: st, Since: since,
+		})
+	}
+	return p
+}
+
+func testProcessingBefore(t *testing.T, s Store) {
+	ctx := context.Background()
+	t0 := stamp().Add(-time.Hour)
+	old := withImages(New("prd_old", "SKU-OLD", "Old"), map[product.ImageState]time.Time{
+		product.ImageProcessing: t0, product.ImageReady: t0.Add(-time.Minute)})
+	recent := withImages(New("prd_recent", "SKU-RECENT", "Recent"), map[product.ImageState]time.Time{
+		product.ImageProcessing: t0.Add(40 * time.Minute)})
+	// An image recorded before images kept their time: the product's
+	// update time stands in.
+	legacy := withImages(New("prd_legacy", "SKU-LEGACY", "Legacy"), map[product.ImageState]time.Time{
+		product.ImageProcessing: {}})
+	legacy.Updated = t0.Add(5 * time.Minute)
+	done := withImages(New("prd_done", "SKU-DONE", "Done"), map[product.ImageState]time.Time{
+		product.ImageReady: t0, product.ImageFailed: t0})
+	mustCreate(t, s, old, recent, legacy, done, New("prd_plain", "SKU-PLAIN", "Plain"))
+	wantProduct(t, s, old)
+	wantProduct(t, s, legacy)
+
+	want := func(before time.Time, limit int, ids ...string) {
+		t.Helper()
+		got, err := s.ProcessingBefore(ctx, before, limit)
+		if err != nil || !slices.Equal(got, ids) {
+			t.Errorf("ProcessingBefore(t0%+v, %d) = %v, %v; want %v", before.Sub(t0), limit, got, err, ids)
+		}
+	}
+	want(t0.Add(-time.Second), 10)
+	want(t0, 10, "prd_old")
+	want(t0.Add(30*time.Minute), 10, "prd_old", "prd_legacy")
+	want(t0.Add(30*time.Minute), 1, "prd_old")
+	want(t0.Add(50*time.Minute), 10, "prd_old", "prd_legacy", "prd_recent")
+
+	// Once its image has failed, a product is no longer found.
+	if _, err := s.Update(ctx, "prd_old", func(p *product.Product) (bool, []outbox.Event, error) {
+		p.Images = slices.Clone(p.Images)
+		p.Images[0].State, p.Images[0].Failure, p.Images[0].Since = product.ImageFailed, "timed out", t0.Add(time.Hour)
+		p.Revision++
+		return true, nil, nil
+	}); err != nil {
+		t.Fatalf("Update(fail the image) = %v", err)
+	}
+	want(t0.Add(50*time.Minute), 10, "prd_legacy", "prd_recent")
 }
