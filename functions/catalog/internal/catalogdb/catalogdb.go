@@ -555,21 +555,12 @@ func (s *Store) ProcessingBefore(ctx context.Context, before time.Time, limit in
 	if err != nil {
 		return nil, err
 	}
-	rows, err := d.QueryContext(ctx, `SELECT id FROM products WHERE processing_since <= ?
-		ORDER BY processing_since LIMIT ?`, before.UnixMicro(), limit)
+	ids, err := store.Strings(d.QueryContext(ctx, `SELECT id FROM products WHERE processing_since <= ?
+		ORDER BY processing_since LIMIT ?`, before.UnixMicro(), limit))
 	if err != nil {
 		return nil, fmt.Errorf("find processing images: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("find processing images: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // pointRead detaches a short, bounded read from its request's

@@ -297,20 +297,8 @@ func (t *tx) Expired(now time.Time, sku string, limit int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.QueryContext(t.stmtCtx, args...)
+	ids, err := store.Strings(q.QueryContext(t.stmtCtx, args...))
 	if err != nil {
-		return nil, fmt.Errorf("find expired reservations: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("find expired reservations: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("find expired reservations: %w", err)
 	}
 	return ids, nil

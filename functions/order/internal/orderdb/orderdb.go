@@ -201,22 +201,13 @@ func (s *Store) Unfinished(ctx context.Context, before time.Time, limit int) ([]
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT id FROM orders
+	ids, err := store.Strings(db.QueryContext(ctx, `SELECT id FROM orders
 		WHERE state NOT IN ('CONFIRMED', 'CANCELLED') AND update_time <= ? AND lease_until <= ?
-		ORDER BY update_time LIMIT ?`, before.UnixMicro(), time.Now().UnixMicro(), limit)
+		ORDER BY update_time LIMIT ?`, before.UnixMicro(), time.Now().UnixMicro(), limit))
 	if err != nil {
 		return nil, fmt.Errorf("find unfinished orders: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // Update implements orders.Store. A move to CONFIRMED or CANCELLED records
