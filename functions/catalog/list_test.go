@@ -234,7 +234,8 @@ func TestListPagingWhileAdding(t *testing.T) {
 }
 
 // A listing served after a change shows the change: the encodings kept for
-// listings are those of the product's current revision.
+// listings (of products and of whole pages) are used only for the products
+// and revisions the store lists now.
 func TestListShowsChangesToListedProducts(t *testing.T) {
 	e := start(t, nil)
 	p := e.create(t, draft("MUG-1", "Red mug", 1250))
@@ -261,5 +262,23 @@ func TestListShowsChangesToListedProducts(t *testing.T) {
 		if got := list(); !proto.Equal(got, p) {
 			t.Errorf("listed after update %d: %v, want %v", i, got, p)
 		}
+	}
+	// The same request, now answered with other products: a new one, then
+	// none (both deactivated).
+	q := e.create(t, draft("MUG-2", "Another mug", 900))
+	got, err := e.client.ListProducts(context.Background(), &catalogv1.ListProductsRequest{})
+	if err != nil || len(got.GetProducts()) != 2 || !proto.Equal(got.GetProducts()[0], q) || !proto.Equal(got.GetProducts()[1], p) {
+		t.Errorf("ListProducts after a create = %v, %v; want %v and %v", got, err, q, p)
+	}
+	for _, prod := range []*catalogv1.Product{p, q} {
+		if _, err := e.client.UpdateProduct(e.admin, &catalogv1.UpdateProductRequest{
+			ProductId: prod.GetId(), Etag: prod.GetEtag(), UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"active"}},
+			Product: &catalogv1.ProductDraft{Active: false},
+		}); err != nil {
+			t.Fatalf("deactivate %s = %v", prod.GetId(), err)
+		}
+	}
+	if got, err := e.client.ListProducts(context.Background(), &catalogv1.ListProductsRequest{}); err != nil || len(got.GetProducts()) != 0 {
+		t.Errorf("ListProducts after deactivating both = %v, %v; want none", got, err)
 	}
 }
