@@ -25,40 +25,50 @@ import (
 // Server implements catalogv1.CatalogServiceServer.
 type Server struct {
 	catalogv1.UnimplementedCatalogServiceServer
-	svc    *product.Service
-	listed listed
+	svc     *product.Service
+	encoded encoded
 }
 
 // New returns the transport for svc.
 func New(svc *product.Service) *Server { return &Server{svc: svc} }
 
-// listedMax bounds the cached encodings: a large shop's catalogue. When
-// full, the cache starts again empty (simple, and rare).
-const listedMax = 20_000
+// encodedMax bounds the cached product encodings: a large shop's
+// catalogue. When full, the cache starts again empty (simple, and rare).
+const encodedMax = 20_000
 
-// listed keeps, for the latest revision of each product listed, the
-// product's wire encoding as one entry of ListProductsResponse.products
-// (its tag, length and message), so that ListProducts neither builds nor
-// encodes the same products on every call: encoding a page of 20 was a
-// third of the catalog's CPU per ListProducts.
+// encoded keeps, for the latest revision of each product served, the
+// product's wire encoding as a response field (its tag, length and
+// message), so that GetProduct and ListProducts neither build nor encode
+// the same product on every call: encoding a page of 20 was a third of the
+// catalog's CPU per ListProducts even with the messages cached.
+//
+// The encodings go out as the response message's unknown fields, which
+// protobuf marshals verbatim and a receiver decodes as the product field
+// like any other encoding of it (a field may come in any order). So in
+// this process those responses' product fields stay empty, and nothing
+// here may read them: the gateway and every client receive them over gRPC.
 //
 // Every change to a product bumps its revision, so an id and a revision
-// name one content. GetProduct builds its one message: there a cache
-// measured no better.
-type listed struct {
+// name one content.
+type encoded struct {
 	mu sync.RWMutex
-	m  map[string]listedEntry
+	m  map[string]encodedProduct
 	// pages keeps the last encoding of each page asked for, by request. It
 	// is used only when the store lists the same products at the same
 	// revisions again (checked on every call), so it can never be stale;
 	// it saves assembling the same page (a tenth of a cached ListProducts).
-	pages map[product.ListRequest]listedPage
+	pages map[product.ListRequest]encodedPage
+}
+
+type encodedProduct struct {
+	revision int64
+	wire     []byte
 }
 
 // pagesMax bounds the cached pages; when full, the cache starts again.
 const pagesMax = 1024
 
-type listedPage struct {
+type encodedPage struct {
 	ids       []string
 	revisions []int64
 	next      string
@@ -66,7 +76,7 @@ type listedPage struct {
 }
 
 // holds reports whether the page lists exactly ps, then next.
-func (pg listedPage) holds(ps []product.Product, next string) bool {
+func (pg encodedPage) holds(ps []product.Product, next string) bool {
 	if len(pg.ids) != len(ps) || pg.next != next {
 		return false
 	}
@@ -78,18 +88,20 @@ func (pg listedPage) holds(ps []product.Product, next string) bool {
 	return true
 }
 
-type listedEntry struct {
-	revision int64
-	wire     []byte
-}
+// productField is the number of both GetProductResponse.product and
+// ListProductsResponse.products, so that one cached encoding serves both.
+var productField = func() protowire.Number {
+	get := (&catalogv1.GetProductResponse{}).ProtoReflect().Descriptor().Fields().ByName("product")
+	list := (&catalogv1.ListProductsResponse{}).ProtoReflect().Descriptor().Fields().ByName("products")
+	if get.Number() != list.Number() {
+		panic("catalogapi: GetProductResponse.product and ListProductsResponse.products must share a field number")
+	}
+	return get.Number()
+}()
 
-// productsField is ListProductsResponse.products, whose entries listed
-// encodes.
-var productsField = (&catalogv1.ListProductsResponse{}).ProtoReflect().Descriptor().Fields().ByName("products")
-
-// of returns the encoded entry of p, from the cache when it holds p's
+// of returns the encoded field of p, from the cache when it holds p's
 // revision.
-func (c *listed) of(p product.Product) ([]byte, error) {
+func (c *encoded) of(p product.Product) ([]byte, error) {
 	c.mu.RLock()
 	e, ok := c.m[p.ID]
 	c.mu.RUnlock()
@@ -100,26 +112,22 @@ func (c *listed) of(p product.Product) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode product %s: %w", p.ID, err)
 	}
-	wire := protowire.AppendTag(nil, productsField.Number(), protowire.BytesType)
+	wire := protowire.AppendTag(nil, productField, protowire.BytesType)
 	wire = protowire.AppendBytes(wire, msg)
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= listedMax {
-		c.m = make(map[string]listedEntry)
+	if c.m == nil || len(c.m) >= encodedMax {
+		c.m = make(map[string]encodedProduct)
 	}
 	if cur, ok := c.m[p.ID]; !ok || cur.revision < p.Revision {
-		c.m[p.ID] = listedEntry{revision: p.Revision, wire: wire}
+		c.m[p.ID] = encodedProduct{revision: p.Revision, wire: wire}
 	}
 	c.mu.Unlock()
 	return wire, nil
 }
 
-// page returns the response listing ps. The products go in already
-// encoded: as the message's unknown fields, which protobuf marshals
-// verbatim and which a receiver decodes as the products field like any
-// other encoding of it (a field may come in any order). In this process
-// the response's Products stay empty, so nothing here may read them; the
-// gateway and every client receive the page over gRPC.
-func (c *listed) page(key product.ListRequest, ps []product.Product, next string) (*catalogv1.ListProductsResponse, error) {
+// page returns the response listing ps, its products already encoded
+// (see encoded).
+func (c *encoded) page(key product.ListRequest, ps []product.Product, next string) (*catalogv1.ListProductsResponse, error) {
 	resp := &catalogv1.ListProductsResponse{NextPageToken: next}
 	c.mu.RLock()
 	pg, ok := c.pages[key]
@@ -128,7 +136,7 @@ func (c *listed) page(key product.ListRequest, ps []product.Product, next string
 		resp.ProtoReflect().SetUnknown(pg.wire)
 		return resp, nil
 	}
-	pg = listedPage{ids: make([]string, len(ps)), revisions: make([]int64, len(ps)), next: next}
+	pg = encodedPage{ids: make([]string, len(ps)), revisions: make([]int64, len(ps)), next: next}
 	for i, p := range ps {
 		e, err := c.of(p)
 		if err != nil {
@@ -139,7 +147,7 @@ func (c *listed) page(key product.ListRequest, ps []product.Product, next string
 	}
 	c.mu.Lock()
 	if c.pages == nil || len(c.pages) >= pagesMax {
-		c.pages = make(map[product.ListRequest]listedPage)
+		c.pages = make(map[product.ListRequest]encodedPage)
 	}
 	c.pages[key] = pg
 	c.mu.Unlock()
@@ -163,7 +171,13 @@ func (s *Server) GetProduct(ctx context.Context, req *catalogv1.GetProductReques
 	if err != nil {
 		return nil, err
 	}
-	return &catalogv1.GetProductResponse{Product: toProto(p)}, nil
+	wire, err := s.encoded.of(p)
+	if err != nil {
+		return nil, err
+	}
+	resp := &catalogv1.GetProductResponse{}
+	resp.ProtoReflect().SetUnknown(wire) // the product, encoded (see encoded)
+	return resp, nil
 }
 
 // ListProducts implements catalogv1.CatalogServiceServer.
@@ -183,7 +197,7 @@ func (s *Server) ListProducts(ctx context.Context, req *catalogv1.ListProductsRe
 	if err != nil {
 		return nil, err
 	}
-	return s.listed.page(r, ps, next)
+	return s.encoded.page(r, ps, next)
 }
 
 // maskable are the ProductDraft paths UpdateProduct may change.
