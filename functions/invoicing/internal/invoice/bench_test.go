@@ -24,6 +24,12 @@ func BenchmarkRenderCJK(b *testing.B) {
 	benchRender(b, testOrder("ord_bench", "Espresso machine", "咖啡机 除垢剂", "Descaler"), latinBuyer)
 }
 
+// BenchmarkRenderKorean renders a typical 3-line order with a Korean
+// product name: the document also registers Nanum Square.
+func BenchmarkRenderKorean(b *testing.B) {
+	benchRender(b, testOrder("ord_bench", "Espresso machine", "커피 머신 세척제", "Descaler"), latinBuyer)
+}
+
 func benchRender(b *testing.B, o *orderv1.Order, buyer Buyer) {
 	if _, err := Render(o, testSeller, buyer); err != nil {
 		b.Fatal(err)
@@ -37,7 +43,7 @@ func benchRender(b *testing.B, o *orderv1.Order, buyer Buyer) {
 }
 
 // BenchmarkRenderFirst is the first Render of a process: the cmap parse of
-// both fonts (done once per process) plus a render. Memory-mapping the
+// the fonts (done once per process) plus a render. Memory-mapping the
 // embedded fonts is not in it; see the package's report for a cold-process
 // figure.
 func BenchmarkRenderFirst(b *testing.B) {
@@ -72,7 +78,7 @@ func BenchmarkFpdfAddFont(b *testing.B) {
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{"DejaVuSans", dejaVuSans}, {"DroidSansFallbackFull", droidSansFallback}} {
+	}{{"DejaVuSans", dejaVuSans}, {"DroidSansFallbackFull", droidSansFallback}, {"NanumSquareR", nanumSquare}} {
 		b.Run(f.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

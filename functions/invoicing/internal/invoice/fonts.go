@@ -10,12 +10,14 @@ import (
 
 // The fonts are compiled into the binary so that the function needs no font
 // files at run time; fonts/README.md says where they come from and why there
-// are two.
+// are three.
 var (
 	//go:embed fonts/DejaVuSans.ttf
 	dejaVuSans []byte
 	//go:embed fonts/DroidSansFallbackFull.ttf
 	droidSansFallback []byte
+	//go:embed fonts/NanumSquareR.ttf
+	nanumSquare []byte
 )
 
 // font is one embedded font: the family name it is registered under in a
@@ -26,10 +28,11 @@ type font struct {
 	cover  *coverage
 }
 
-// fontSet is the primary font and the fallback tried for characters the
-// primary lacks.
+// fontSet is the primary font and the fallbacks tried, in order, for
+// characters the primary lacks.
 type fontSet struct {
-	primary, fallback font
+	primary   font
+	fallbacks []font
 }
 
 // loadFonts parses the cmap of each embedded font, once per process, on the
@@ -37,24 +40,53 @@ type fontSet struct {
 // shared: fpdf keeps parsed fonts inside one document and has no API to
 // share them, so every document parses the fonts it registers again
 // (BenchmarkFpdfAddFont: about 6 ms for DejaVu Sans, 25 ms for Droid Sans
-// Fallback). render keeps that low by registering the fallback only in
+// Fallback). render keeps that low by registering a fallback only in
 // documents that draw one of its characters, and then only a subset of it.
 var loadFonts = sync.OnceValues(parseFonts)
 
 // parseFonts reads the coverage of the embedded fonts.
 func parseFonts() (*fontSet, error) {
-	primary, err := parseCoverage(dejaVuSans)
-	if err != nil {
-		return nil, fmt.Errorf("DejaVuSans.ttf: %w", err)
+	parse := func(family, file string, data []byte) (font, error) {
+		cover, err := parseCoverage(data)
+		if err != nil {
+			return font{}, fmt.Errorf("%s: %w", file, err)
+		}
+		return font{family: family, data: data, cover: cover}, nil
 	}
-	fallback, err := parseCoverage(droidSansFallback)
+	primary, err := parse("dejavu", "DejaVuSans.ttf", dejaVuSans)
 	if err != nil {
-		return nil, fmt.Errorf("DroidSansFallbackFull.ttf: %w", err)
+		return nil, err
 	}
-	return &fontSet{
-		primary:  font{family: "dejavu", data: dejaVuSans, cover: primary},
-		fallback: font{family: "droid", data: droidSansFallback, cover: fallback},
-	}, nil
+	set := &fontSet{primary: primary}
+	for _, f := range []struct {
+		family, file string
+		data         []byte
+	}{
+		{"droid", "DroidSansFallbackFull.ttf", droidSansFallback},
+		{"nanum", "NanumSquareR.ttf", nanumSquare},
+	} {
+		fb, err := parse(f.family, f.file, f.data)
+		if err != nil {
+			return nil, err
+		}
+		set.fallbacks = append(set.fallbacks, fb)
+	}
+	return set, nil
+}
+
+// fontFor returns the index in fallbacks of the font that draws c, or -1
+// for the primary: the primary when it has the glyph (or when no font has
+// it: the primary's empty box), else the first fallback that has it.
+func (s *fontSet) fontFor(c rune) int {
+	if s.primary.cover.has(c) {
+		return -1
+	}
+	for i, f := range s.fallbacks {
+		if f.cover.has(c) {
+			return i
+		}
+	}
+	return -1
 }
 
 // coverage is the set of Basic Multilingual Plane characters a font has a

@@ -6,13 +6,14 @@
 //
 // Text from users (product names, SKUs, addresses, the buyer) may be in any
 // script and may be hostile. It is sanitised (see sanitize), wrapped or cut
-// to its column, reordered for right-to-left scripts, and drawn with two
+// to its column, reordered for right-to-left scripts, and drawn with three
 // embedded fonts: DejaVu Sans for Latin, Greek, Cyrillic, Hebrew, Arabic and
-// symbols, and Droid Sans Fallback for CJK (fonts/README.md says why both).
-// Scripts that need shaping beyond what fpdf does (Arabic joining, Indic
-// conjuncts) are drawn as isolated letters; characters neither font has are
-// drawn as empty boxes but stay in the text layer, so they can still be
-// copied and searched.
+// symbols, Droid Sans Fallback for Chinese and Japanese, and Nanum Square
+// for Korean (fonts/README.md says why each). Scripts that need shaping
+// beyond what fpdf does (Arabic joining, Indic conjuncts) are drawn as
+// isolated letters; characters no font has (Devanagari, Thai, …) are drawn
+// as empty boxes but stay in the text layer, so they can still be copied
+// and searched.
 package invoice
 
 import (

@@ -245,7 +245,7 @@ func TestRenderRejects(t *testing.T) {
 func TestRenderText(t *testing.T) {
 	names := []string{"发票 张伟", "Zoë Ñandú", "Привет мир", "Ελληνικά", "日本語 カタカナ", "مرحبا", "שלום", "Café e\u0301"}
 	o := testOrder("ord_text", names...)
-	o.ShippingAddress = &commonv1.Address{Name: "Иван Петров", Line1: "ул. Тверская 7", City: "Москва", PostalCode: "125009", CountryCode: "RU"}
+	o.ShippingAddress = &commonv1.Address{Name: "Иван Петров", Line1: "ул. Тверская 7", Line2: "한국어 주소 테스트", City: "Москва", PostalCode: "125009", CountryCode: "RU"}
 	pdf, err := Render(o, testSeller, testBuyer)
 	if err != nil {
 		t.Fatalf("Render(%v) = %v", o, err)
@@ -254,7 +254,7 @@ func TestRenderText(t *testing.T) {
 	want := []string{
 		Number(o), "ord_text", "2026-03-14",
 		"发票 张伟", "Zoë Ñandú", "Привет мир", "Ελληνικά", "日本語 カタカナ", "Café e\u0301",
-		"Иван Петров", "ул. Тверская 7", "125009 Москва", "RU",
+		"Иван Петров", "ул. Тверская 7", "한국어 주소 테스트", "125009 Москва", "RU",
 		"张伟 Zoë", "zoe@example.com",
 		"shopfn GmbH", "Hauptstraße 1", "Tax ID: DE123456789", "billing@shopfn.example",
 		"SKU-0000", "SKU-0007",
@@ -358,6 +358,7 @@ func TestRenderLeavesFontsAlone(t *testing.T) {
 	}{
 		{"DejaVuSans.ttf", dejaVuSans, "abdc775b21b1bc470d50c97e790d276f2054b7504e56e5bd3e64f48d68582322"},
 		{"DroidSansFallbackFull.ttf", droidSansFallback, "acb6440a713d880a13a21b468ba7cd43f5a2b2934972e51be791c880730777b8"},
+		{"NanumSquareR.ttf", nanumSquare, "5a51deae5237435d9a0bc0cc6cc30619a914b29801f895698cfdacadcad06e94"},
 	} {
 		if got := fmt.Sprintf("%x", sha256.Sum256(f.data)); got != f.want {
 			t.Errorf("sha256(%s) after Render = %s, want %s", f.name, got, f.want)
@@ -365,18 +366,21 @@ func TestRenderLeavesFontsAlone(t *testing.T) {
 	}
 }
 
-// TestRenderFallbackFontOnlyWhenNeeded checks that the 4 MB CJK font is
-// parsed and embedded only into documents that use it.
+// TestRenderFallbackFontOnlyWhenNeeded checks that the large fallback
+// fonts (CJK, Hangul) are parsed and embedded only into documents that use
+// them.
 func TestRenderFallbackFontOnlyWhenNeeded(t *testing.T) {
 	tests := []struct {
-		name  string
-		names []string
-		buyer Buyer
-		want  bool
+		name       string
+		names      []string
+		buyer      Buyer
+		droid, kor bool
 	}{
-		{"Latin, Cyrillic, Arabic", []string{"Zoë", "Привет", "مرحبا"}, Buyer{Name: "Zoë"}, false},
-		{"CJK product", []string{"Zoë", "发票"}, Buyer{}, true},
-		{"CJK buyer", []string{"Zoë"}, Buyer{Name: "张伟"}, true},
+		{"Latin, Cyrillic, Arabic", []string{"Zoë", "Привет", "مرحبا"}, Buyer{Name: "Zoë"}, false, false},
+		{"CJK product", []string{"Zoë", "发票"}, Buyer{}, true, false},
+		{"CJK buyer", []string{"Zoë"}, Buyer{Name: "张伟"}, true, false},
+		{"Korean buyer", []string{"Zoë"}, Buyer{Name: "김민준"}, false, true},
+		{"both", []string{"发票", "머그"}, Buyer{}, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -385,8 +389,11 @@ func TestRenderFallbackFontOnlyWhenNeeded(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Render(%v) = %v", o, err)
 			}
-			if got := bytes.Contains(pdf, []byte("/BaseFont /utf8droid")); got != tt.want {
-				t.Errorf("Render(%v) embeds the fallback font = %v, want %v", tt.names, got, tt.want)
+			if got := bytes.Contains(pdf, []byte("/BaseFont /utf8droid")); got != tt.droid {
+				t.Errorf("Render(%v) embeds Droid Sans Fallback = %v, want %v", tt.names, got, tt.droid)
+			}
+			if got := bytes.Contains(pdf, []byte("/BaseFont /utf8nanum")); got != tt.kor {
+				t.Errorf("Render(%v) embeds Nanum Square = %v, want %v", tt.names, got, tt.kor)
 			}
 		})
 	}

@@ -86,11 +86,13 @@ func lineHeight(size float64) float64 { return size * 25.4 / 72 * 1.3 }
 // renderer draws one document. It is not safe for concurrent use; each
 // Render makes its own.
 type renderer struct {
-	pdf      *fpdf.Fpdf
-	fonts    *fontSet
-	fallback bool // the fallback font is registered in this document
-	family   string
-	size     float64
+	pdf   *fpdf.Fpdf
+	fonts *fontSet
+	// registered says which fallbacks this document registered (those
+	// it draws a character with).
+	registered []bool
+	family     string
+	size       float64
 	// advances caches glyph advances (1/1000 em) per font and character.
 	advances map[advanceKey]int
 	y        float64
@@ -129,18 +131,24 @@ func render(m *model, fonts *fontSet) (out []byte, err error) {
 	// copy, so that renders neither race nor change the embedded fonts, and
 	// the output stays the same whatever was rendered before.
 	pdf.AddUTF8FontFromBytes(fonts.primary.family, "", bytes.Clone(fonts.primary.data))
-	if used := r.fallbackRunes(); used != "" {
-		// fpdf parses a font in every document that registers it, and this
-		// one is 4 MB: register it only when a character needs it, and then
-		// only the glyphs used. Cutting first costs one pass over the font
-		// instead of fpdf's two plus a JSON encoding of its width table
-		// (BenchmarkRenderCJK: about 45 ms instead of 55 ms here).
-		sub := fpdf.UTF8CutFont(bytes.Clone(fonts.fallback.data), used)
-		if len(sub) == 0 {
-			return nil, fmt.Errorf("invoice: render order %q: cannot subset %s", m.orderID, fonts.fallback.family)
+	r.registered = make([]bool, len(fonts.fallbacks))
+	for i, used := range r.fallbackRunes() {
+		if used == "" {
+			continue
 		}
-		pdf.AddUTF8FontFromBytes(fonts.fallback.family, "", sub)
-		r.fallback = true
+		// fpdf parses a font in every document that registers it, and the
+		// fallbacks are large (Droid Sans Fallback is 4 MB): register one
+		// only when a character needs it, and then only the glyphs used.
+		// Cutting first costs one pass over the font instead of fpdf's two
+		// plus a JSON encoding of its width table (BenchmarkRenderCJK:
+		// about 45 ms instead of 55 ms here).
+		fb := fonts.fallbacks[i]
+		sub := fpdf.UTF8CutFont(bytes.Clone(fb.data), used)
+		if len(sub) == 0 {
+			return nil, fmt.Errorf("invoice: render order %q: cannot subset %s", m.orderID, fb.family)
+		}
+		pdf.AddUTF8FontFromBytes(fb.family, "", sub)
+		r.registered[i] = true
 	}
 	r.draw()
 	var buf bytes.Buffer
@@ -150,28 +158,34 @@ func render(m *model, fonts *fontSet) (out []byte, err error) {
 	return buf.Bytes(), nil
 }
 
-// fallbackRunes returns, sorted, the characters of the model that the
-// primary font lacks and the fallback has: every character fontOf will send
-// to the fallback, since everything else drawn (labels, numbers, ellipses,
-// mirrored brackets) is in the primary font.
-func (r *renderer) fallbackRunes() string {
+// fallbackRunes returns, for each fallback font, the characters of the
+// model it draws, sorted: every character fontOf will send to a fallback,
+// since everything else drawn (labels, numbers, ellipses, mirrored
+// brackets) is in the primary font.
+func (r *renderer) fallbackRunes() []string {
 	m := r.m
 	texts := [][]string{m.seller, m.billTo, m.shipTo, {m.orderID}}
 	for _, l := range m.lines {
 		texts = append(texts, []string{l.name, l.sku, l.unitPrice, l.lineTotal})
 	}
-	seen := make(map[rune]bool)
+	seen := make([]map[rune]bool, len(r.fonts.fallbacks))
 	for _, ss := range texts {
 		for _, s := range ss {
 			for _, c := range s {
-				if !r.fonts.primary.cover.has(c) && r.fonts.fallback.cover.has(c) {
-					seen[c] = true
+				if i := r.fonts.fontFor(c); i >= 0 {
+					if seen[i] == nil {
+						seen[i] = make(map[rune]bool)
+					}
+					seen[i][c] = true
 				}
 			}
 		}
 	}
-	used := slices.Sorted(maps.Keys(seen))
-	return string(used)
+	used := make([]string, len(seen))
+	for i, cs := range seen {
+		used[i] = string(slices.Sorted(maps.Keys(cs)))
+	}
+	return used
 }
 
 func (r *renderer) draw() {
@@ -366,11 +380,11 @@ func (r *renderer) text(x, y, w float64, b block, a align) float64 {
 	return b.height()
 }
 
-// fontOf picks the font that draws c: the primary when it has the glyph (or
-// when no font has it: the primary's empty box), else the fallback.
+// fontOf picks the font that draws c (see fontSet.fontFor), among those
+// this document registered.
 func (r *renderer) fontOf(c rune) *font {
-	if r.fallback && !r.fonts.primary.cover.has(c) && r.fonts.fallback.cover.has(c) {
-		return &r.fonts.fallback
+	if i := r.fonts.fontFor(c); i >= 0 && r.registered[i] {
+		return &r.fonts.fallbacks[i]
 	}
 	return &r.fonts.primary
 }

@@ -143,7 +143,7 @@ func TestFontsCoverScripts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loadFonts() = %v", err)
 	}
-	r := &renderer{fonts: fonts, fallback: true}
+	r := &renderer{fonts: fonts, registered: allRegistered(fonts)}
 	tests := []struct {
 		name string
 		in   string
@@ -156,6 +156,7 @@ func TestFontsCoverScripts(t *testing.T) {
 		{"Arabic", "مرحبا ١٢٣"},
 		{"Chinese", "发票 张伟 測試"},
 		{"Japanese", "日本語 ひらがな カタカナ"},
+		{"Korean", "한국어 주문서 감사합니다 김민준 서울특별시 강남구"},
 		{"layout marks", "… — – · € £ ¥ ₽ U+FFFD:\ufffd"},
 	}
 	for _, tt := range tests {
@@ -170,10 +171,25 @@ func TestFontsCoverScripts(t *testing.T) {
 	// Droid Sans Fallback alone has no Latin or Cyrillic letters: this is
 	// why there is a primary font.
 	for _, c := range "AZaz Ñ П" {
-		if c != ' ' && fonts.fallback.cover.has(c) {
-			t.Errorf("fallback.cover.has(%q) = true, want false (fonts/README.md says it has none)", c)
+		if c != ' ' && fonts.fallbacks[0].cover.has(c) {
+			t.Errorf("%s.cover.has(%q) = true, want false (fonts/README.md says it has none)", fonts.fallbacks[0].family, c)
 		}
 	}
+	// And it has almost no Hangul syllables: this is why there is a third.
+	for _, c := range "한국어" {
+		if fonts.fallbacks[0].cover.has(c) {
+			t.Errorf("%s.cover.has(%q) = true, want false (fonts/README.md says it has none)", fonts.fallbacks[0].family, c)
+		}
+	}
+}
+
+// allRegistered is a renderer's registered fallbacks when every one is.
+func allRegistered(fonts *fontSet) []bool {
+	all := make([]bool, len(fonts.fallbacks))
+	for i := range all {
+		all[i] = true
+	}
+	return all
 }
 
 func TestParseCoverageRejectsGarbage(t *testing.T) {
@@ -184,25 +200,32 @@ func TestParseCoverageRejectsGarbage(t *testing.T) {
 	}
 }
 
-// TestFallbackSubsetKeepsGlyphs checks that the subset of the fallback font
-// a document embeds still maps every character it was cut for.
+// TestFallbackSubsetKeepsGlyphs checks that each fallback font gets the
+// characters it is the first to have, and that the subset of it a document
+// embeds still maps every one of them.
 func TestFallbackSubsetKeepsGlyphs(t *testing.T) {
 	fonts, err := loadFonts()
 	if err != nil {
 		t.Fatalf("loadFonts() = %v", err)
 	}
-	r := &renderer{fonts: fonts, m: newModel(testOrder("ord_cut", "发票 Widget", "日本語 カタカナ"), testSeller, Buyer{Name: "張偉"})}
+	r := &renderer{fonts: fonts, m: newModel(testOrder("ord_cut", "发票 Widget", "日本語 カタカナ", "한국 머그"), testSeller, Buyer{Name: "張偉 김민준"})}
 	used := r.fallbackRunes()
-	if want := "发票日本語カタナ張偉"; !sameRunes(used, want) {
-		t.Errorf("fallbackRunes() = %q, want the runes of %q", used, want)
+	want := []string{"发票日本語カタナ張偉", "한국머그김민준"}
+	if len(used) != len(want) {
+		t.Fatalf("fallbackRunes() = %q, want one string per fallback: %q", used, want)
 	}
-	cover, err := parseCoverage(fpdf.UTF8CutFont(fonts.fallback.data, used))
-	if err != nil {
-		t.Fatalf("parseCoverage(UTF8CutFont(fallback, %q)) = %v", used, err)
-	}
-	for _, c := range used {
-		if !cover.has(c) {
-			t.Errorf("UTF8CutFont(fallback, %q) has no glyph for %q", used, c)
+	for i, f := range fonts.fallbacks {
+		if !sameRunes(used[i], want[i]) {
+			t.Errorf("fallbackRunes()[%s] = %q, want the runes of %q", f.family, used[i], want[i])
+		}
+		cover, err := parseCoverage(fpdf.UTF8CutFont(f.data, used[i]))
+		if err != nil {
+			t.Fatalf("parseCoverage(UTF8CutFont(%s, %q)) = %v", f.family, used[i], err)
+		}
+		for _, c := range used[i] {
+			if !cover.has(c) {
+				t.Errorf("UTF8CutFont(%s, %q) has no glyph for %q", f.family, used[i], c)
+			}
 		}
 	}
 }
