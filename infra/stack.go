@@ -86,6 +86,31 @@ type Deployable struct {
 	// SignsTokens marks the deployable that issues access tokens; it holds
 	// the signing key (as does every deployable that calls internal methods).
 	SignsTokens bool `yaml:"signsTokens"`
+	// FirestoreIndexes are the composite indexes its Firestore queries
+	// need (single-field indexes Firestore keeps by itself).
+	FirestoreIndexes []FirestoreIndex `yaml:"firestoreIndexes"`
+}
+
+// FirestoreIndex is a composite index of one collection. Each field is
+// "PATH" (ascending), "PATH desc" or "PATH contains" (array-contains).
+type FirestoreIndex struct {
+	Collection string   `yaml:"collection"`
+	Fields     []string `yaml:"fields"`
+}
+
+// indexField is one field of a FirestoreIndex.
+var indexField = regexp.MustCompile(`^[a-z_][a-z0-9_]*( (desc|contains))?$`)
+
+func (ix FirestoreIndex) check() error {
+	if ix.Collection == "" || len(ix.Fields) < 2 {
+		return fmt.Errorf("a Firestore index needs a collection and at least two fields (one field is a single-field index, which Firestore keeps by itself)")
+	}
+	for _, f := range ix.Fields {
+		if !indexField.MatchString(f) {
+			return fmt.Errorf("field %q of a Firestore index: want PATH, PATH desc or PATH contains", f)
+		}
+	}
+	return nil
 }
 
 // NeedsSigningKey reports whether d mints tokens: it issues them, or it
@@ -299,6 +324,14 @@ func (s *Stack) check() error {
 		for _, t := range d.Publishes {
 			if !topics[t] {
 				return fmt.Errorf("deployable %q publishes to unknown topic %q", d.Name, t)
+			}
+		}
+		if len(d.FirestoreIndexes) > 0 && d.Database == "" {
+			return fmt.Errorf("deployable %q has Firestore indexes but no database", d.Name)
+		}
+		for _, ix := range d.FirestoreIndexes {
+			if err := ix.check(); err != nil {
+				return fmt.Errorf("deployable %q: %w", d.Name, err)
 			}
 		}
 		for _, b := range d.Buckets {

@@ -81,6 +81,9 @@ func TestParseRejects(t *testing.T) {
 		{"schedule not a cron line", "every: 1m\n  - name: order-outbox-sweep", "every: 7m\n  - name: order-outbox-sweep", "cron"},
 		{"bucket without env", "env: SHOPFN_INVOICES_BUCKET", "env: INVOICES", "SHOPFN_"},
 		{"schedules without the cli", "  command: ./cmd/shopfn\n", "  command: \"\"\n", "cli"},
+		{"index field", "fields: [words contains, name]", "fields: [words CONTAINS, name]", "PATH desc or PATH contains"},
+		{"index of one field", "fields: [active, name]", "fields: [active]", "at least two fields"},
+		{"index without a database", "    database: catalog\n", "\n", "no database"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -291,6 +291,7 @@ func TestTerraformFollowsStack(t *testing.T) {
 		}
 	}
 	wantKeys(t, "deployables with a database", dbs, stores)
+	checkFirestoreIndexes(t, s, m)
 	buckets := m.resource(t, "google_storage_bucket", "bucket")
 	wantKeys(t, "buckets", buckets, names(s.Buckets, func(b Bucket) string { return b.Name }))
 	for k, b := range m.instances(t, buckets) {
@@ -574,5 +575,59 @@ func TestTerraformOutputs(t *testing.T) {
 	slices.Sort(wantCLI)
 	if !slices.Equal(gotCLI, wantCLI) {
 		t.Errorf("output cli_env = %q, want %q", gotCLI, wantCLI)
+	}
+}
+
+// checkFirestoreIndexes checks one google_firestore_index per firestoreIndexes
+// entry of stack.yaml, on its deployable's database, with its fields in
+// order.
+func checkFirestoreIndexes(t *testing.T, s *Stack, m *tfModel) {
+	t.Helper()
+	type want struct {
+		deployable string
+		ix         FirestoreIndex
+	}
+	wants := map[string]want{}
+	for _, d := range s.Deployables {
+		for i, ix := range d.FirestoreIndexes {
+			wants[fmt.Sprintf("%s-%d", d.Name, i)] = want{d.Name, ix}
+		}
+	}
+	if len(wants) == 0 {
+		t.Fatal("stack.yaml declares no Firestore index; the catalog's listings need some")
+	}
+	r := m.resource(t, "google_firestore_index", "index")
+	wantKeys(t, "Firestore indexes", r, slices.Sorted(maps.Keys(wants)))
+	for key, b := range m.instances(t, r) {
+		w, ok := wants[key]
+		if !ok {
+			continue
+		}
+		if got, wantDB := b.str("database"), "google_firestore_database.db["+w.deployable+"].name"; got != wantDB {
+			t.Errorf("index %s: database = %q, want %q", key, got, wantDB)
+		}
+		if got := b.str("collection"); got != w.ix.Collection {
+			t.Errorf("index %s: collection = %q, want %q", key, got, w.ix.Collection)
+		}
+		fields := b.blocks["fields"]
+		if len(fields) != len(w.ix.Fields) {
+			t.Errorf("index %s: %d fields, want %d (%v)", key, len(fields), len(w.ix.Fields), w.ix.Fields)
+			continue
+		}
+		for i, f := range w.ix.Fields {
+			path, mode, _ := strings.Cut(f, " ")
+			order, array := "ASCENDING", ""
+			switch mode {
+			case "desc":
+				order = "DESCENDING"
+			case "contains":
+				order, array = "", "CONTAINS"
+			}
+			got := fields[i]
+			if got.str("field_path") != path || got.str("order") != order || got.str("array_config") != array {
+				t.Errorf("index %s field %d = {%q %q %q}, want {%q %q %q} for %q", key, i,
+					got.str("field_path"), got.str("order"), got.str("array_config"), path, order, array, f)
+			}
+		}
 	}
 }

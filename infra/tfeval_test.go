@@ -438,6 +438,7 @@ func tfFunctions() map[string]function.Function {
 		"merge":      stdlib.MergeFunc,
 		"regex":      stdlib.RegexFunc,
 		"replace":    stdlib.ReplaceFunc,
+		"split":      stdlib.SplitFunc,
 		"tonumber": function.New(&function.Spec{
 			Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
 			Type:   function.StaticReturnType(cty.Number),

@@ -9,6 +9,24 @@ resource "google_firestore_database" "db" {
   depends_on = [google_project_service.api]
 }
 
+# The composite indexes each deployable's Firestore queries need
+# (firestoreIndexes in stack.yaml; single-field indexes are automatic).
+resource "google_firestore_index" "index" {
+  for_each   = local.firestore_indexes
+  project    = local.project
+  database   = google_firestore_database.db[each.value.deployable].name
+  collection = each.value.collection
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path   = split(" ", fields.value)[0]
+      order        = endswith(fields.value, " contains") ? null : (endswith(fields.value, " desc") ? "DESCENDING" : "ASCENDING")
+      array_config = endswith(fields.value, " contains") ? "CONTAINS" : null
+    }
+  }
+}
+
 resource "google_storage_bucket" "bucket" {
   for_each                    = local.bucket_name
   name                        = each.value

@@ -51,6 +51,12 @@ locals {
 
   bucket_name   = { for name in keys(local.buckets) : name => "${local.project}-${name}" }
   database_name = { for name, d in local.deployables : name => "shopfn-${d.database}" if try(d.database, "") != "" }
+  # Every Firestore index of every deployable, keyed "deployable-N".
+  firestore_indexes = merge([
+    for name, d in local.deployables : {
+      for i, ix in try(d.firestoreIndexes, []) : "${name}-${i}" => merge(ix, { deployable = name })
+    }
+  ]...)
 
   # The environment of each deployable (names as in functions/*/NAME.go
   # and shared/*; the signing key is added from Secret Manager in run.tf).

@@ -22,10 +22,9 @@
 // query filters natively on active, category, currency and ONE search word
 // (array-contains on "words": the longest, likely the rarest), ordered by
 // name and document id; with each equality filter on its own, Firestore
-// serves any combination by merging the composite indexes
-// (active, name, __name__), (category, name, __name__),
-// (currency, name, __name__) and (words CONTAINS, name, __name__), which
-// the deployment must declare (the emulator needs none). The other search
+// serves any combination by merging the composite indexes in
+// CompositeIndexes, which the deployment declares (infra/stack.yaml; the
+// emulator needs none). The other search
 // words and the price bounds are checked in memory on the documents read:
 // Firestore has no full-text search, and a price range cannot be combined
 // with an order by name. Such a listing reads on until its page is full;
@@ -55,6 +54,18 @@ import (
 	"github.com/shopfn/shopfn/shared/outbox/fsoutbox"
 	"github.com/shopfn/shopfn/shared/store/fsstore"
 )
+
+// CompositeIndexes are the composite indexes of the products collection
+// that List needs, in infra/stack.yaml's notation (a field is "PATH",
+// "PATH desc" or "PATH contains"; Firestore appends __name__): one per
+// equality filter, with the order by name. Firestore merges them for any
+// combination of the filters. A test holds stack.yaml to this list.
+var CompositeIndexes = [][]string{
+	{"active", "name"},
+	{"category", "name"},
+	{"currency", "name"},
+	{"words contains", "name"},
+}
 
 // The collections.
 const (
