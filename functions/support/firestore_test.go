@@ -6,16 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
 	"github.com/shopfn/shopfn/functions/support"
 	supportv1 "github.com/shopfn/shopfn/proto/shopfn/support/v1"
-	"github.com/shopfn/shopfn/shared/servetest"
 	"github.com/shopfn/shopfn/shared/testenv"
 )
 
@@ -179,20 +176,5 @@ func TestFirestoreSlowConsumerAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const n = 200
-	text := strings.Repeat("x", 2000)
-	for i := range n {
-		poster.post(text, "")
-		poster.expect(1, int64(i+1))
-		reader.expect(1, int64(i+1))
-	}
-	got, err := slow.end()
-	servetest.WantErr(t, err, codes.ResourceExhausted, "SLOW_CONSUMER")
-	if got >= n {
-		t.Errorf("the slow participant received all %d messages before being dropped", got)
-	}
-	poster.post("still here", "")
-	if m := reader.next(); m.GetText() != "still here" || m.GetSeq() != n+1 {
-		t.Errorf("after the drop = %v, want seq %d", m, n+1)
-	}
+	outpaceSlow(t, poster, reader, slow)
 }

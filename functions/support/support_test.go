@@ -628,10 +628,16 @@ func TestSlowConsumer(t *testing.T) {
 	poster, _ := e.join(t, e.agent, &supportv1.JoinRoom{RoomId: room})
 	reader, _ := e.join(t, e.ann, &supportv1.JoinRoom{RoomId: room})
 
-	// 200 messages of 2,000 characters are 400 KB: far more than the slow
-	// client's window and the server's write quota for the stream (64 KiB
-	// each) and its buffer together. The others read each message before
-	// the next is posted, so they are never behind.
+	outpaceSlow(t, poster, reader, slow)
+}
+
+// outpaceSlow posts 200 messages of 2,000 characters, 400 KB: far more
+// than the slow client's window and the server's write quota for the
+// stream (64 KiB each) and its buffer together. poster and reader read each
+// message before the next is posted, so they are never behind; slow never
+// reads, and must be dropped with SLOW_CONSUMER while the room goes on.
+func outpaceSlow(t *testing.T, poster, reader, slow *participant) {
+	t.Helper()
 	const n = 200
 	text := strings.Repeat("x", 2000)
 	for i := range n {
